@@ -1,0 +1,39 @@
+// @iodesc/core: the machine (memory, address spaces, pinning, accounting) and the descriptor
+// interfaces every backend implements.
+
+export {
+  PAGE_SIZE, PAGE_SHIFT, MAX_PAGE_ORDER, HPAGE_PMD_ORDER, HPAGE_PMD_NR, GUP_PIN_COUNTING_BIAS, TASK_SIZE_MAX,
+  FOLL_WRITE, FOLL_GET, FOLL_FORCE, FOLL_NOFAULT, FOLL_ANON, FOLL_LONGTERM, FOLL_PIN, FOLL_VALID_MASK,
+} from './constants.js';
+export { IodescError, isIodescError } from './errors.js';
+export { PhysicalMemory } from './mm/memory.js';
+export {
+  PG_DIRTY, PG_LOCKED, PG_HEAD, PG_TAIL, PG_ZERO, PG_BUDDY, PG_ANON, PG_RESERVED, PG_UPTODATE, PG_WRITEBACK, PG_LIVE,
+} from './mm/page-flags.js';
+export { AddressSpace, DEFAULT_RLIMIT_MEMLOCK } from './mm/mm.js';
+export { Vma, VM_READ, VM_WRITE, VM_EXEC, PTE_WRITE, PTE_PMD, PTE_DIRTY } from './mm/vma.js';
+export { getUserPages, pinUserPages, pinUserPagesFast, getUserPagesFast } from './mm/gup.js';
+export {
+  putPage, unpinUserPage, unpinUserPages, unpinUserPagesDirtyLock, unpinUserPageRangeDirtyLock,
+  folioMaybeDmaPinned, folioPinCount, folioRefCount, pageMapcount,
+} from './mm/unpin.js';
+export {
+  ibUmemChargePinnedVm, ibUmemUnchargePinnedVm, mmAccountPinnedPages, mmUnaccountPinnedPages, newMmPin,
+  ioAccountMem, ioUnaccountMem,
+} from './mm/accounting.js';
+export { leakReport } from './mm/leak.js';
+export { kmallocSize } from './descriptor/kmalloc.js';
+export { registerBackend, getBackend, listBackends, unregisterBackend } from './descriptor/registry.js';
+
+export type { Errno } from './errors.js';
+export type { PhysicalMemoryOptions, MemoryStats, LeakEntry } from './mm/memory.js';
+export type { MmapOptions, UserStruct, AddressSpaceOptions } from './mm/mm.js';
+export type { Prot, Backing } from './mm/vma.js';
+export type { GupOptions } from './mm/gup.js';
+export type { MmPin } from './mm/accounting.js';
+export type {
+  Segment, Footprint, IoDescriptor, BackendCapabilities, FromPagesOptions, GetUserOptions, PutUserOptions,
+  ToFragsResult, DescriptorBackend,
+} from './descriptor/types.js';
+export type { DmaDirection, DmaSegment, DmaDevice, DmaMapping } from './dma/types.js';
+export type { FragArray, ConversionCost } from './net/types.js';

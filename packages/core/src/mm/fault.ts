@@ -1,0 +1,130 @@
+// Page faults on anonymous memory (mm/memory.c: do_anonymous_page, do_wp_page,
+// mm/huge_memory.c: do_huge_pmd_anonymous_page): populate an entry on first touch.
+
+import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SIZE } from '../constants.js';
+import { fail } from '../errors.js';
+import type { PhysicalMemory } from './memory.js';
+import { PG_ZERO } from './page-flags.js';
+import { PTE_DIRTY, PTE_PMD, PTE_WRITE, VM_WRITE, type Vma } from './vma.js';
+
+const PMD_SIZE = HPAGE_PMD_NR * PAGE_SIZE;
+
+/** What a fault asks for. */
+export const FAULT_READ = 0;
+export const FAULT_WRITE = 1;
+/** Replace a shared zero-page entry with a page of our own, keeping it read-only (`FAULT_FLAG_UNSHARE`). */
+export const FAULT_UNSHARE = 2;
+
+/**
+ * Resolves a fault on page `i` of `vma`. A read of an empty entry maps the shared zero page
+ * (private anon); a write or an unshare allocates a page of our own (a 2 MiB folio when the
+ * VMA allows THP and the aligned 2 MiB around it lies in the VMA with no page of its own yet).
+ * Throws ENOMEM when memory is exhausted; the entry is then left as it was.
+ */
+export function handleFault(memory: PhysicalMemory, vma: Vma, i: number, kind: number): void {
+  const entry = vma.pt[i]!;
+  const isZero = entry !== 0 && (memory.flags[entry - 1]! & PG_ZERO) !== 0;
+  if (entry !== 0 && !isZero) {
+    // present and our own (exclusive anon): a write fault reuses it (wp_page_reuse)
+    if (kind === FAULT_WRITE) vma.pte[i] = vma.pte[i]! | PTE_DIRTY | (vma.vmFlags & VM_WRITE ? PTE_WRITE : 0);
+    return;
+  }
+  if (kind === FAULT_READ && !vma.shared) {
+    vma.pt[i] = memory.zeroPfn + 1;
+    vma.pte[i] = 0;
+    return;
+  }
+  if (vma.thp && tryHugeFault(memory, vma, i, kind)) return;
+  const pfn = memory.allocFolio(0);
+  if (pfn < 0) fail('ENOMEM', `out of memory faulting in ${hex(vma.start + i * PAGE_SIZE)}`);
+  memory.mapcount[pfn] = 1;
+  vma.pt[i] = pfn + 1;
+  vma.pte[i] = entryBits(vma, kind);
+}
+
+// do_huge_pmd_anonymous_page(): one order-9 folio behind one PMD entry, refcount 1, each page
+// mapped once. Falls back to small pages when the range is not eligible or no folio is free.
+function tryHugeFault(memory: PhysicalMemory, vma: Vma, i: number, kind: number): boolean {
+  const addr = vma.start + i * PAGE_SIZE;
+  const hstart = Math.floor(addr / PMD_SIZE) * PMD_SIZE;
+  if (hstart < vma.start || hstart + PMD_SIZE > vma.end) return false;
+  const first = (hstart - vma.start) / PAGE_SIZE;
+  for (let j = first; j < first + HPAGE_PMD_NR; j++) {
+    const e = vma.pt[j]!;
+    if (e !== 0 && !(memory.flags[e - 1]! & PG_ZERO)) return false;
+  }
+  const head = memory.allocFolio(HPAGE_PMD_ORDER);
+  if (head < 0) return false;
+  const bits = PTE_PMD | entryBits(vma, kind);
+  for (let j = 0; j < HPAGE_PMD_NR; j++) {
+    vma.pt[first + j] = head + j + 1;
+    vma.pte[first + j] = bits;
+    memory.mapcount[head + j] = 1;
+  }
+  return true;
+}
+
+/**
+ * Removes the entries for pages [from, to) of `vma` (`zap_pte_range`): each drops its mapcount
+ * and its reference. A PMD mapping cut in part is first split into page entries, which then
+ * hold one reference each (`__split_huge_pmd`). Pinned pages stay allocated until unpinned.
+ */
+export function zapRange(memory: PhysicalMemory, vma: Vma, from: number, to: number): void {
+  if (from < to && vma.pte[from]! & PTE_PMD && pmdOffset(vma, from) !== 0) splitPmdAt(memory, vma, from);
+  if (to < vma.nrPages && vma.pte[to]! & PTE_PMD && pmdOffset(vma, to) !== 0) splitPmdAt(memory, vma, to);
+  let i = from;
+  while (i < to) {
+    const e = vma.pt[i]!;
+    if (e === 0) {
+      i++;
+      continue;
+    }
+    const pfn = e - 1;
+    if (memory.flags[pfn]! & PG_ZERO) {
+      vma.pt[i] = 0;
+      vma.pte[i++] = 0;
+      continue;
+    }
+    const head = memory.folioHead(pfn);
+    if (vma.pte[i]! & PTE_PMD) {
+      for (let j = 0; j < HPAGE_PMD_NR; j++) {
+        memory.mapcount[head + j]!--;
+        vma.pt[i + j] = 0;
+        vma.pte[i + j] = 0;
+      }
+      memory.folioPutRefs(head, 1);
+      i += HPAGE_PMD_NR;
+      continue;
+    }
+    memory.mapcount[pfn]!--;
+    vma.pt[i] = 0;
+    vma.pte[i++] = 0;
+    memory.folioPutRefs(head, 1);
+  }
+}
+
+// A new entry is writable when the VMA is and the fault was a write (or the mapping is shared);
+// a write fault also marks it dirty. A FOLL_FORCE write into a read-only private mapping thus
+// gets a dirty, read-only copy, as the kernel's COW under FOLL_FORCE does.
+function entryBits(vma: Vma, kind: number): number {
+  const writable = vma.vmFlags & VM_WRITE && (kind === FAULT_WRITE || vma.shared);
+  return (writable ? PTE_WRITE : 0) | (kind === FAULT_WRITE ? PTE_DIRTY : 0);
+}
+
+// Splits the PMD mapping covering page `i` into page entries: the folio gains one reference
+// per page entry less the one the PMD held.
+function splitPmdAt(memory: PhysicalMemory, vma: Vma, i: number): void {
+  const first = i - pmdOffset(vma, i);
+  const head = memory.folioHead(vma.pt[first]! - 1);
+  memory.folioRefAdd(head, HPAGE_PMD_NR - 1);
+  for (let j = first; j < first + HPAGE_PMD_NR; j++) vma.pte[j] = vma.pte[j]! & ~PTE_PMD;
+}
+
+// Index of page `i` within the 2 MiB-aligned range that holds it.
+function pmdOffset(vma: Vma, i: number): number {
+  return (vma.start / PAGE_SIZE + i) % HPAGE_PMD_NR;
+}
+
+function hex(n: number): string {
+  return '0x' + n.toString(16);
+}

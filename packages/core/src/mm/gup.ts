@@ -1,0 +1,241 @@
+// get_user_pages and its pinning variants (mm/gup.c, Documentation/core-api/pin_user_pages.rst):
+// walk an address range, fault pages in, take a reference or a pin on each, fill a PFN array.
+
+import {
+  FOLL_ANON, FOLL_FORCE, FOLL_GET, FOLL_LONGTERM, FOLL_NOFAULT, FOLL_PIN, FOLL_VALID_MASK, FOLL_WRITE,
+  GUP_PIN_COUNTING_BIAS, HPAGE_PMD_NR, PAGE_SIZE, TASK_SIZE_MAX,
+} from '../constants.js';
+import { checkInt, checkPageArray, fail, IodescError, type Errno } from '../errors.js';
+import { FAULT_READ, FAULT_UNSHARE, FAULT_WRITE, handleFault } from './fault.js';
+import type { PhysicalMemory } from './memory.js';
+import { AddressSpace } from './mm.js';
+import { PG_ZERO } from './page-flags.js';
+import { PTE_DIRTY, PTE_PMD, PTE_WRITE, VM_READ, VM_WRITE, type Vma } from './vma.js';
+
+/** Options every acquiring call takes. */
+export interface GupOptions {
+  /** Tag recorded with the pages this call takes, named by the leak report. */
+  owner?: string;
+}
+
+const INT32_MAX = 0x7fffffff;
+
+/**
+ * Takes a reference (FOLL_GET, the default) or, with FOLL_PIN, a pin on each of `nrPages` pages
+ * from `start` (rounded down to a page) and stores their PFNs in `pages` (`get_user_pages`).
+ *
+ * Returns how many were taken: fewer than asked when the range leaves the mappings or a later
+ * page cannot be had; the caller owns those and releases them with `putPage` (or
+ * `unpinUserPages` for FOLL_PIN). Throws only when the first page fails: EFAULT (no mapping,
+ * forbidden access), ENOMEM (out of memory, refcount overflow); EINVAL for bad arguments
+ * or contradictory flags (FOLL_GET with FOLL_PIN, FOLL_LONGTERM without FOLL_PIN).
+ * Cost: O(nrPages), one store per page; a 2 MiB folio is grabbed once.
+ */
+export function getUserPages(mm: AddressSpace, start: number, nrPages: number, gupFlags: number, pages: Uint32Array, opts?: GupOptions): number {
+  const flags = checkGupArgs(mm, start, nrPages, gupFlags, pages, gupFlags & FOLL_PIN ? 0 : FOLL_GET);
+  return gupSlow(mm, pageAlign(start), nrPages, flags, pages, 0, ownerOf(mm, opts));
+}
+
+/**
+ * Pins `nrPages` pages for DMA (`pin_user_pages`): as `getUserPages` with FOLL_PIN. Release
+ * with `unpinUserPages` / `unpinUserPagesDirtyLock`. FOLL_GET in `gupFlags` is EINVAL.
+ */
+export function pinUserPages(mm: AddressSpace, start: number, nrPages: number, gupFlags: number, pages: Uint32Array, opts?: GupOptions): number {
+  const flags = checkGupArgs(mm, start, nrPages, gupFlags, pages, FOLL_PIN);
+  return gupSlow(mm, pageAlign(start), nrPages, flags, pages, 0, ownerOf(mm, opts));
+}
+
+/**
+ * Pins as `pinUserPages`, first walking the page tables without faulting (`pin_user_pages_fast`,
+ * gup_fast_fallback): present pages with the needed access are pinned at once, the rest by the
+ * slow path. Returns the count, short as `pinUserPages`; EFAULT when the range runs past the
+ * top of user space, EOVERFLOW when it wraps.
+ */
+export function pinUserPagesFast(mm: AddressSpace, start: number, nrPages: number, gupFlags: number, pages: Uint32Array, opts?: GupOptions): number {
+  const flags = checkGupArgs(mm, start, nrPages, gupFlags, pages, FOLL_PIN);
+  return gupFast(mm, start, nrPages, flags, pages, ownerOf(mm, opts));
+}
+
+/** `get_user_pages_fast`: as `pinUserPagesFast` with FOLL_GET references. */
+export function getUserPagesFast(mm: AddressSpace, start: number, nrPages: number, gupFlags: number, pages: Uint32Array, opts?: GupOptions): number {
+  const flags = checkGupArgs(mm, start, nrPages, gupFlags, pages, FOLL_GET);
+  return gupFast(mm, start, nrPages, flags, pages, ownerOf(mm, opts));
+}
+
+// is_valid_gup_args(): known bits only, FOLL_GET xor FOLL_PIN, FOLL_LONGTERM only when pinning.
+function checkGupArgs(mm: unknown, start: number, nrPages: number, gupFlags: number, pages: unknown, toSet: number): number {
+  if (!(mm instanceof AddressSpace)) fail('EINVAL', 'mm must be an AddressSpace');
+  checkInt('start', start);
+  checkInt('nrPages', nrPages, 0, INT32_MAX);
+  checkInt('gupFlags', gupFlags, 0, INT32_MAX);
+  checkPageArray('pages', pages, nrPages);
+  if (gupFlags & ~FOLL_VALID_MASK) fail('EINVAL', `unknown gup flag bits 0x${(gupFlags & ~FOLL_VALID_MASK).toString(16)}`);
+  const flags = gupFlags | toSet;
+  if ((flags & (FOLL_GET | FOLL_PIN)) === (FOLL_GET | FOLL_PIN)) fail('EINVAL', 'FOLL_GET and FOLL_PIN are mutually exclusive');
+  if (flags & FOLL_LONGTERM && !(flags & FOLL_PIN)) fail('EINVAL', 'FOLL_LONGTERM is only valid with FOLL_PIN');
+  return flags;
+}
+
+function ownerOf(mm: AddressSpace, opts: GupOptions | undefined): number {
+  const tag = opts?.owner;
+  if (tag !== undefined && typeof tag !== 'string') fail('EINVAL', `owner must be a string, got ${String(tag)}`);
+  return mm.memory.ownerId(tag);
+}
+
+function pageAlign(addr: number): number {
+  return Math.floor(addr / PAGE_SIZE) * PAGE_SIZE;
+}
+
+// gup_fast_fallback(): pin what the page tables already allow, then the slow path for the rest.
+function gupFast(mm: AddressSpace, start: number, nrPages: number, flags: number, pages: Uint32Array, owner: number): number {
+  const addr = pageAlign(start);
+  const end = addr + nrPages * PAGE_SIZE;
+  if (!Number.isSafeInteger(end)) fail('EOVERFLOW', `range ${start} + ${nrPages} pages overflows`);
+  if (end > TASK_SIZE_MAX) fail('EFAULT', `range ends at 0x${end.toString(16)}, past the top of user space`);
+  if (nrPages === 0) return 0;
+  const done = walk(mm, addr, nrPages, flags, pages, 0, owner, true);
+  if (done === nrPages) return done;
+  try {
+    return done + gupSlow(mm, addr + done * PAGE_SIZE, nrPages - done, flags, pages, done, owner);
+  } catch (e) {
+    if (done > 0 && e instanceof IodescError) return done;
+    throw e;
+  }
+}
+
+// __get_user_pages(): the count taken, or the error of the first page.
+function gupSlow(mm: AddressSpace, addr: number, nrPages: number, flags: number, pages: Uint32Array, at: number, owner: number): number {
+  if (nrPages === 0) return 0;
+  return walk(mm, addr, nrPages, flags, pages, at, owner, false);
+}
+
+/**
+ * The page walk shared by the slow and fast paths. `fastOnly` never faults and never fails:
+ * it stops at the first page it cannot take as the page table stands.
+ */
+function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pages: Uint32Array, at: number, owner: number, fastOnly: boolean): number {
+  const mem = mm.memory;
+  let i = 0;
+  let vma: Vma | undefined;
+  let err: Errno | undefined;
+  let why = '';
+  while (i < nrPages) {
+    if (vma === undefined || addr >= vma.end) {
+      vma = mm.findVma(addr);
+      if (vma === undefined) {
+        err = 'EFAULT';
+        why = `no mapping at 0x${addr.toString(16)}`;
+        break;
+      }
+      why = fastOnly ? '' : checkVmaFlags(vma, flags);
+      if (why !== '') {
+        err = 'EFAULT';
+        break;
+      }
+    }
+    const injected = mm.injectedFault(addr / PAGE_SIZE);
+    if (injected !== undefined) {
+      err = injected;
+      why = `injected fault at 0x${addr.toString(16)}`;
+      break;
+    }
+    const idx = (addr - vma.start) / PAGE_SIZE;
+    // follow_page_mask(), faulting until the entry allows the access (faultin_page + retry)
+    let fault = neededFault(mem, vma, idx, flags);
+    while (fault >= 0) {
+      if (fastOnly) return i;
+      if (flags & FOLL_NOFAULT) {
+        err = 'EFAULT';
+        why = `FOLL_NOFAULT and no usable entry at 0x${addr.toString(16)}`;
+        break;
+      }
+      try {
+        handleFault(mem, vma, idx, fault);
+      } catch (e) {
+        if (!(e instanceof IodescError)) throw e;
+        err = e.code;
+        why = e.message;
+        break;
+      }
+      fault = neededFault(mem, vma, idx, flags);
+    }
+    if (err !== undefined) break;
+    const pfn = vma.pt[idx]! - 1;
+    let increm = 1;
+    if (vma.pte[idx]! & PTE_PMD) {
+      // one PMD entry covers the rest of its 2 MiB: grab those pages in one go
+      increm = Math.min(nrPages - i, HPAGE_PMD_NR - ((addr / PAGE_SIZE) % HPAGE_PMD_NR));
+    }
+    const head = mem.folioHead(pfn);
+    try {
+      tryGrabFolio(mem, head, increm, flags, owner);
+    } catch (e) {
+      if (fastOnly || !(e instanceof IodescError)) return fastOnly ? i : rethrow(e);
+      err = e.code;
+      why = e.message;
+      break;
+    }
+    for (let j = 0; j < increm; j++) pages[at + i + j] = pfn + j;
+    i += increm;
+    addr += increm * PAGE_SIZE;
+  }
+  if (i === 0 && err !== undefined) fail(err, why);
+  return i;
+}
+
+function rethrow(e: unknown): never {
+  throw e;
+}
+
+// check_vma_flags(): '' when the access is allowed, else why not.
+function checkVmaFlags(vma: Vma, flags: number): string {
+  if (flags & FOLL_ANON && vma.backing !== 'anon') return 'FOLL_ANON on a file mapping';
+  if (flags & FOLL_WRITE) {
+    if (!(vma.vmFlags & VM_WRITE)) {
+      if (!(flags & FOLL_FORCE)) return `FOLL_WRITE on a '${vma.prot}' mapping at 0x${vma.start.toString(16)}`;
+      if (!vma.isCow) return 'FOLL_FORCE write to a shared read-only mapping';
+    }
+  } else if (!(vma.vmFlags & VM_READ) && !(flags & FOLL_FORCE)) {
+    return 'read of an unreadable mapping';
+  }
+  return '';
+}
+
+// The fault (FAULT_*) the entry at `idx` needs before `flags` may follow it, or -1 for none.
+function neededFault(mem: PhysicalMemory, vma: Vma, idx: number, flags: number): number {
+  const e = vma.pt[idx]!;
+  if (e === 0) return flags & FOLL_WRITE ? FAULT_WRITE : FAULT_READ;
+  const zero = (mem.flags[e - 1]! & PG_ZERO) !== 0;
+  if (flags & FOLL_WRITE) {
+    // can_follow_write_pte(): a writable entry, or under FOLL_FORCE our own COW'd page
+    const pte = vma.pte[idx]!;
+    if (zero || !(pte & PTE_WRITE || (flags & FOLL_FORCE && pte & PTE_DIRTY))) return FAULT_WRITE;
+    return -1;
+  }
+  // gup_must_unshare(): a long-term read-only pin must not pin the shared zero page of a COW mapping
+  if (zero && flags & FOLL_PIN && flags & FOLL_LONGTERM && vma.isCow) return FAULT_UNSHARE;
+  return -1;
+}
+
+/**
+ * Takes `refs` references or pins on the folio headed by `head` (`try_grab_folio`). The zero
+ * page is never pinned; a small folio's pin adds GUP_PIN_COUNTING_BIAS to its refcount; a large
+ * folio's adds 1 to its refcount and 1 to its pin count. ENOMEM on overflow, nothing changed.
+ */
+export function tryGrabFolio(mem: PhysicalMemory, head: number, refs: number, flags: number, owner: number): void {
+  const zero = (mem.flags[head]! & PG_ZERO) !== 0;
+  if (flags & FOLL_GET) {
+    mem.folioRefAdd(head, refs);
+    mem.gets[head] = mem.gets[head]! + refs;
+  } else if (flags & FOLL_PIN) {
+    if (zero) return;
+    const large = mem.order[head]! > 0;
+    if (mem.pins[head]! > INT32_MAX - refs) fail('ENOMEM', `pin count of pfn ${head} would overflow`);
+    mem.folioRefAdd(head, large ? refs : refs * GUP_PIN_COUNTING_BIAS);
+    mem.pins[head] = mem.pins[head]! + refs;
+    mem.stats.nrFollPinAcquired += refs;
+  } else {
+    return;
+  }
+  if (owner !== 0) mem.owner[head] = owner;
+}

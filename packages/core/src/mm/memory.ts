@@ -1,0 +1,352 @@
+// Physical memory: page frames with their metadata in typed arrays, a buddy allocator
+// (mm/page_alloc.c), the shuffle of mm/shuffle.c for seeded fragmentation, and real bytes.
+
+import { MAX_PAGE_ORDER, PAGE_SHIFT, PAGE_SIZE } from '../constants.js';
+import { checkInt, fail } from '../errors.js';
+import { PageStore } from './page-store.js';
+import { splitmix32 } from './prng.js';
+import { PG_ANON, PG_BUDDY, PG_DIRTY, PG_HEAD, PG_LIVE, PG_RESERVED, PG_TAIL, PG_UPTODATE, PG_ZERO } from './page-flags.js';
+
+/** Options for `new PhysicalMemory`. */
+export interface PhysicalMemoryOptions {
+  /** Size of RAM in bytes: a multiple of PAGE_SIZE, from 64 KiB to 256 GiB. */
+  bytes: number;
+  /** Seeds the shuffle of the free lists (CONFIG_SHUFFLE_PAGE_ALLOCATOR); omitted: PFN order. */
+  seed?: number;
+}
+
+/** Event counters, named for their /proc/vmstat lines. */
+export interface MemoryStats {
+  /** `nr_foll_pin_acquired`: pins taken (one per page). */
+  nrFollPinAcquired: number;
+  /** `nr_foll_pin_released`: pins dropped (one per page). */
+  nrFollPinReleased: number;
+  /** Folios allocated and freed by the buddy allocator. */
+  folioAllocs: number;
+  folioFrees: number;
+}
+
+const MIN_BYTES = 16 * PAGE_SIZE;
+const MAX_BYTES = 256 * 2 ** 30;
+const NONE = -1;
+const INT32_MAX = 0x7fffffff;
+
+/**
+ * RAM as the kernel sees it: `nrPages` frames named by PFN. Frame 0 is the shared zero page.
+ *
+ * Per-frame state (one typed array per field, never an object per page):
+ * - `refcount[head]`: the folio's `_refcount`;
+ * - `pins[head]`: exact FOLL_PIN count; for a large folio this is the kernel's `_pincount`,
+ *   for a small one the kernel folds it into `_refcount` (× GUP_PIN_COUNTING_BIAS);
+ * - `gets[head]`: references taken by FOLL_GET, so a leak report can name them;
+ * - `mapcount[pfn]`: page-table entries mapping this page (a PMD mapping counts each page once);
+ * - `flags[pfn]` (PG_*), `order[pfn]`: folio order of every page of a folio, or buddy order at
+ *   the head of a free block; `owner[head]`: the tag of the last call that pinned or got it.
+ */
+export class PhysicalMemory {
+  readonly nrPages: number;
+  readonly bytes: number;
+  /** The shared zero page's PFN. */
+  readonly zeroPfn = 0;
+  readonly refcount: Int32Array;
+  readonly pins: Int32Array;
+  readonly gets: Int32Array;
+  readonly mapcount: Int32Array;
+  readonly flags: Uint16Array;
+  readonly order: Uint8Array;
+  readonly owner: Uint32Array;
+  readonly store: PageStore;
+  readonly stats: MemoryStats = { nrFollPinAcquired: 0, nrFollPinReleased: 0, folioAllocs: 0, folioFrees: 0 };
+  /** Free pages on the buddy lists. */
+  nrFreePages = 0;
+
+  private readonly freeHead = new Int32Array(MAX_PAGE_ORDER + 1).fill(NONE);
+  private readonly freeCount = new Int32Array(MAX_PAGE_ORDER + 1);
+  private readonly next: Int32Array;
+  private readonly prev: Int32Array;
+  private readonly ownerNames: string[] = [''];
+  private readonly ownerIds = new Map<string, number>();
+  private allocFailAfter = NONE;
+  /** Callbacks that add live resources (DMA mappings, ...) to the leak report. */
+  readonly leakSources: Array<() => LeakEntry[]> = [];
+
+  constructor(opts: PhysicalMemoryOptions) {
+    if (typeof opts !== 'object' || opts === null) fail('EINVAL', 'PhysicalMemory needs an options object { bytes }');
+    const bytes = checkInt('bytes', opts.bytes, MIN_BYTES, MAX_BYTES);
+    if (bytes % PAGE_SIZE !== 0) fail('EINVAL', `bytes = ${bytes} is not a multiple of PAGE_SIZE (${PAGE_SIZE})`);
+    const seed = opts.seed === undefined ? undefined : checkInt('seed', opts.seed, 0, 0xffffffff);
+    this.bytes = bytes;
+    const n = (this.nrPages = bytes / PAGE_SIZE);
+    this.refcount = new Int32Array(n);
+    this.pins = new Int32Array(n);
+    this.gets = new Int32Array(n);
+    this.mapcount = new Int32Array(n);
+    this.flags = new Uint16Array(n);
+    this.order = new Uint8Array(n);
+    this.owner = new Uint32Array(n);
+    this.next = new Int32Array(n);
+    this.prev = new Int32Array(n);
+    this.store = new PageStore(n);
+    this.flags[0] = PG_ZERO | PG_RESERVED | PG_UPTODATE | PG_LIVE;
+    this.refcount[0] = 1;
+    this.seedFreeLists(seed);
+  }
+
+  /** PFN of the first page of the folio holding `pfn` (`page_folio`). Trusts `pfn`. */
+  folioHead(pfn: number): number {
+    return pfn & -(1 << this.order[pfn]!);
+  }
+
+  /** Pages in the folio holding `pfn` (`folio_nr_pages`). */
+  folioNrPages(pfn: number): number {
+    return 1 << this.order[pfn]!;
+  }
+
+  /** Checks that `pfn` names a frame of this memory; EINVAL otherwise. */
+  checkPfn(name: string, pfn: unknown): number {
+    return checkInt(name, pfn, 0, this.nrPages - 1);
+  }
+
+  /** Checks that `pfn` is allocated (not free on a buddy list); EINVAL naming it otherwise. */
+  checkLivePfn(name: string, pfn: unknown): number {
+    const p = this.checkPfn(name, pfn);
+    if (!(this.flags[p]! & PG_LIVE)) fail('EINVAL', `${name} = ${p} is a free page`);
+    return p;
+  }
+
+  // --- the buddy allocator (mm/page_alloc.c) ---
+
+  /**
+   * Allocates a folio of 2^order pages, refcount 1, contents zero (`folio_alloc`).
+   * Returns the head PFN, or -1 when no block of that order can be found (the caller maps
+   * that to ENOMEM). Cost: O(order) splits.
+   */
+  allocFolio(order: number, anon = true): number {
+    if (this.allocFailAfter !== NONE && this.allocFailAfter-- === 0) {
+      this.allocFailAfter = NONE;
+      return NONE;
+    }
+    let o = order;
+    while (o <= MAX_PAGE_ORDER && this.freeHead[o] === NONE) o++;
+    if (o > MAX_PAGE_ORDER) return NONE;
+    const head = this.freeHead[o]!;
+    this.unlinkFree(head, o);
+    // expand(): hand the upper halves back, keep the lowest block
+    while (o > order) {
+      o--;
+      this.linkFree(head + (1 << o), o);
+    }
+    const nr = 1 << order;
+    this.nrFreePages -= nr;
+    const fl = anon ? PG_ANON | PG_UPTODATE | PG_LIVE : PG_UPTODATE | PG_LIVE;
+    this.order.fill(order, head, head + nr);
+    if (order > 0) {
+      this.flags.fill(fl | PG_TAIL, head + 1, head + nr);
+      this.flags[head] = fl | PG_HEAD;
+    } else {
+      this.flags[head] = fl;
+    }
+    this.refcount[head] = 1;
+    this.stats.folioAllocs++;
+    return head;
+  }
+
+  /** Makes the `nth` allocation from now (0 = the next) fail, as fail_page_alloc does. */
+  injectAllocFailure(nth: number): void {
+    this.allocFailAfter = checkInt('nth', nth, 0, INT32_MAX);
+  }
+
+  /**
+   * Drops `refs` references from the folio headed by `head` (`folio_put_refs`); frees it at 0.
+   * Trusts its input: callers have validated the counts.
+   */
+  folioPutRefs(head: number, refs: number): void {
+    const left = (this.refcount[head] = this.refcount[head]! - refs);
+    if (left === 0) this.freeFolio(head);
+  }
+
+  /** Frees the folio headed by `head` if it is still allocated and its refcount has reached 0. */
+  freeIfUnreferenced(head: number): void {
+    if (this.refcount[head] === 0 && this.flags[head]! & PG_LIVE) this.freeFolio(head);
+  }
+
+  /** Adds `refs` to a folio's refcount; ENOMEM when it would overflow (`try_grab_folio`). */
+  folioRefAdd(head: number, refs: number): void {
+    if (this.refcount[head]! > INT32_MAX - refs) fail('ENOMEM', `refcount of pfn ${head} would overflow (${this.refcount[head]} + ${refs})`);
+    this.refcount[head] = this.refcount[head]! + refs;
+  }
+
+  private freeFolio(head: number): void {
+    if (this.flags[head]! & PG_RESERVED) return;
+    const order = this.order[head]!;
+    const nr = 1 << order;
+    for (let p = head; p < head + nr; p++) {
+      this.store.drop(p);
+      this.flags[p] = 0;
+    }
+    this.pins[head] = 0;
+    this.gets[head] = 0;
+    this.owner[head] = 0;
+    this.stats.folioFrees++;
+    this.nrFreePages += nr;
+    // __free_one_page(): merge with the buddy while it is free and of the same order
+    let pfn = head;
+    let o = order;
+    while (o < MAX_PAGE_ORDER) {
+      const buddy = pfn ^ (1 << o);
+      if (buddy + (1 << o) > this.nrPages || !(this.flags[buddy]! & PG_BUDDY) || this.order[buddy] !== o) break;
+      this.unlinkFree(buddy, o);
+      pfn &= ~(1 << o);
+      o++;
+    }
+    this.order.fill(0, head, head + nr);
+    this.linkFree(pfn, o);
+  }
+
+  private linkFree(pfn: number, order: number): void {
+    this.flags[pfn] = PG_BUDDY;
+    this.order[pfn] = order;
+    const first = this.freeHead[order]!;
+    this.next[pfn] = first;
+    this.prev[pfn] = NONE;
+    if (first !== NONE) this.prev[first] = pfn;
+    this.freeHead[order] = pfn;
+    this.freeCount[order]!++;
+  }
+
+  private unlinkFree(pfn: number, order: number): void {
+    const n = this.next[pfn]!;
+    const p = this.prev[pfn]!;
+    if (p === NONE) this.freeHead[order] = n;
+    else this.next[p] = n;
+    if (n !== NONE) this.prev[n] = p;
+    this.flags[pfn] = 0;
+    this.freeCount[order]!--;
+  }
+
+  // Frame 0 is the zero page; the rest goes on the free lists as maximal aligned blocks, the
+  // max-order ones shuffled when seeded (shuffle_free_memory() at SHUFFLE_ORDER = MAX_PAGE_ORDER).
+  private seedFreeLists(seed: number | undefined): void {
+    const big: number[] = [];
+    let pfn = 1;
+    while (pfn < this.nrPages) {
+      let o = 0;
+      while (o < MAX_PAGE_ORDER && (pfn & (1 << o)) === 0 && pfn + (2 << o) <= this.nrPages) o++;
+      while (pfn + (1 << o) > this.nrPages) o--;
+      if (o === MAX_PAGE_ORDER) big.push(pfn);
+      else this.linkFree(pfn, o);
+      this.nrFreePages += 1 << o;
+      pfn += 1 << o;
+    }
+    if (seed !== undefined) {
+      const rand = splitmix32(seed);
+      for (let i = big.length - 1; i > 0; i--) {
+        const j = rand() % (i + 1);
+        const t = big[i]!;
+        big[i] = big[j]!;
+        big[j] = t;
+      }
+    }
+    // linkFree pushes at the head: push in reverse so the first block is handed out first
+    for (let i = big.length - 1; i >= 0; i--) this.linkFree(big[i]!, MAX_PAGE_ORDER);
+  }
+
+  /** Free blocks per order, as /proc/buddyinfo prints them. */
+  buddyinfo(): number[] {
+    return Array.from(this.freeCount);
+  }
+
+  // --- bytes, as a device or the CPU sees them by physical address ---
+
+  /** Reads `length` bytes at physical address `physAddr` into a new array. EINVAL past the end of RAM. */
+  readPhys(physAddr: number, length: number): Uint8Array {
+    this.checkPhysRange(physAddr, length);
+    const out = new Uint8Array(length);
+    this.copyFromPhys(physAddr, out, 0, length);
+    return out;
+  }
+
+  /** Writes `bytes` at physical address `physAddr`, materialising the pages it touches. */
+  writePhys(physAddr: number, bytes: Uint8Array): void {
+    if (!(bytes instanceof Uint8Array)) fail('EINVAL', 'bytes must be a Uint8Array');
+    this.checkPhysRange(physAddr, bytes.length);
+    this.copyToPhys(physAddr, bytes, 0, bytes.length);
+  }
+
+  /** Unchecked copy out of RAM into `dst[dstOff..]`. */
+  copyFromPhys(physAddr: number, dst: Uint8Array, dstOff: number, length: number): void {
+    let pfn = Math.floor(physAddr / PAGE_SIZE);
+    let off = physAddr - pfn * PAGE_SIZE;
+    while (length > 0) {
+      const n = Math.min(length, PAGE_SIZE - off);
+      this.store.copyOut(pfn, off, dst, dstOff, n);
+      dstOff += n;
+      length -= n;
+      pfn++;
+      off = 0;
+    }
+  }
+
+  /** Unchecked copy of `src[srcOff..]` into RAM. */
+  copyToPhys(physAddr: number, src: Uint8Array, srcOff: number, length: number): void {
+    let pfn = Math.floor(physAddr / PAGE_SIZE);
+    let off = physAddr - pfn * PAGE_SIZE;
+    while (length > 0) {
+      const n = Math.min(length, PAGE_SIZE - off);
+      this.store.copyIn(pfn, off, src, srcOff, n);
+      srcOff += n;
+      length -= n;
+      pfn++;
+      off = 0;
+    }
+  }
+
+  private checkPhysRange(physAddr: number, length: number): void {
+    checkInt('physAddr', physAddr, 0, this.bytes);
+    checkInt('length', length, 0, this.bytes);
+    if (physAddr + length > this.bytes) {
+      fail('EINVAL', `physical range [${physAddr}, ${physAddr + length}) runs past the end of RAM (${this.bytes} bytes)`);
+    }
+  }
+
+  // --- owners, for the leak report ---
+
+  /** The small integer that stands for `tag` in `owner[]` (0 = untagged). */
+  ownerId(tag: string | undefined): number {
+    if (tag === undefined) return 0;
+    let id = this.ownerIds.get(tag);
+    if (id === undefined) {
+      id = this.ownerNames.push(tag) - 1;
+      this.ownerIds.set(tag, id);
+    }
+    return id;
+  }
+
+  /** The tag behind an owner id. */
+  ownerName(id: number): string | undefined {
+    return id === 0 ? undefined : this.ownerNames[id];
+  }
+
+  /** True when the page at `pfn` is dirty (`folio_test_dirty` of its folio). */
+  isDirty(pfn: number): boolean {
+    return (this.flags[this.folioHead(this.checkPfn('pfn', pfn))]! & PG_DIRTY) !== 0;
+  }
+
+  /** Physical address of the first byte of `pfn`. */
+  static pfnToPhys(pfn: number): number {
+    return pfn * PAGE_SIZE;
+  }
+}
+
+/** One line of a leak report: something still held, and who took it. */
+export interface LeakEntry {
+  kind: 'pinned-page' | 'referenced-page' | 'dma-mapping' | 'other';
+  /** Head PFN of the folio, for page entries. */
+  pfn?: number;
+  /** Pins or references still held. */
+  count: number;
+  owner: string | undefined;
+  detail: string;
+}
+
+export { PAGE_SHIFT };

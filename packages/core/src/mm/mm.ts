@@ -1,0 +1,250 @@
+// A process address space (struct mm_struct): VMAs, their page tables, CPU access that faults
+// pages in on first touch, munmap, and the locked-memory counters of mainline.
+
+import { HPAGE_PMD_NR, PAGE_SIZE, TASK_SIZE_MAX } from '../constants.js';
+import { checkBool, checkInt, fail, type Errno } from '../errors.js';
+import { FAULT_READ, FAULT_WRITE, handleFault, zapRange } from './fault.js';
+import { PhysicalMemory } from './memory.js';
+import { PG_ZERO } from './page-flags.js';
+import { PTE_DIRTY, PTE_WRITE, VM_EXEC, VM_READ, VM_WRITE, Vma, type Backing, type Prot } from './vma.js';
+
+const PMD_SIZE = HPAGE_PMD_NR * PAGE_SIZE;
+/** Top of the mmap area: mappings are placed top-down below it, as x86-64's legacy layout does. */
+const MMAP_BASE = 0x7f0000000000;
+/** Lowest address mmap hands out (`mmap_min_addr`). */
+const MMAP_MIN_ADDR = 0x10000;
+/** Default RLIMIT_MEMLOCK since Linux 5.16 (`MLOCK_LIMIT`): 8 MiB. */
+export const DEFAULT_RLIMIT_MEMLOCK = 8 * 2 ** 20;
+
+/** Options of `mmap`; all optional. */
+export interface MmapOptions {
+  prot?: Prot;
+  backing?: Backing;
+  shared?: boolean;
+  /** Back each aligned 2 MiB range with one order-9 folio (MADV_HUGEPAGE). */
+  thp?: boolean;
+  hugetlb?: '2M' | '1G';
+  /** Fault every page in now (MAP_POPULATE): for write when the mapping is writable. */
+  populate?: boolean;
+}
+
+/** A user (struct user_struct): `lockedVm` pages are charged here across its processes. */
+export interface UserStruct {
+  lockedVm: number;
+}
+
+/** Options of `new AddressSpace`. */
+export interface AddressSpaceOptions {
+  /** The user whose `lockedVm` this process charges; a fresh one by default. */
+  user?: UserStruct;
+  /** RLIMIT_MEMLOCK in bytes; Infinity is RLIM_INFINITY. Default 8 MiB. */
+  rlimitMemlock?: number;
+  /** The process holds CAP_IPC_LOCK. */
+  capIpcLock?: boolean;
+}
+
+const PROTS: Record<Prot, number> = { r: VM_READ, rw: VM_READ | VM_WRITE, rx: VM_READ | VM_EXEC, rwx: VM_READ | VM_WRITE | VM_EXEC };
+
+/** One process's view of memory. */
+export class AddressSpace {
+  readonly memory: PhysicalMemory;
+  /** VMAs sorted by start, non-overlapping. */
+  readonly vmas: Vma[] = [];
+  readonly user: UserStruct;
+  /** Pages pinned long-term and charged to this mm (`mm->pinned_vm`). */
+  pinnedVm = 0;
+  rlimitMemlock: number;
+  capIpcLock: boolean;
+  private readonly injected = new Map<number, Errno>();
+  private lastVma: Vma | undefined;
+
+  constructor(memory: PhysicalMemory, opts: AddressSpaceOptions = {}) {
+    if (!(memory instanceof PhysicalMemory)) fail('EINVAL', 'AddressSpace needs a PhysicalMemory');
+    this.memory = memory;
+    this.user = opts.user ?? { lockedVm: 0 };
+    const rl = opts.rlimitMemlock ?? DEFAULT_RLIMIT_MEMLOCK;
+    if (rl !== Infinity) checkInt('rlimitMemlock', rl);
+    this.rlimitMemlock = rl;
+    this.capIpcLock = opts.capIpcLock === undefined ? false : checkBool('capIpcLock', opts.capIpcLock);
+  }
+
+  /**
+   * Maps `length` bytes (rounded up to pages) and returns the start address (never 0).
+   * Anonymous mappings only in this release: file and hugetlb backing arrive with the
+   * page-cache model (EOPNOTSUPP until then). EINVAL on a bad length or option; ENOMEM when
+   * no gap of that size is left.
+   */
+  mmap(length: number, opts: MmapOptions = {}): number {
+    checkInt('length', length, 1, TASK_SIZE_MAX);
+    const prot = opts.prot ?? 'rw';
+    const vmFlags = PROTS[prot];
+    if (vmFlags === undefined) fail('EINVAL', `prot must be 'r', 'rw', 'rx' or 'rwx', got ${String(prot)}`);
+    const backing = opts.backing ?? 'anon';
+    if (backing !== 'anon' && backing !== 'file') fail('EINVAL', `backing must be 'anon' or 'file', got ${String(backing)}`);
+    const shared = opts.shared === undefined ? false : checkBool('shared', opts.shared);
+    const thp = opts.thp === undefined ? false : checkBool('thp', opts.thp);
+    const populate = opts.populate === undefined ? false : checkBool('populate', opts.populate);
+    if (opts.hugetlb !== undefined && opts.hugetlb !== '2M' && opts.hugetlb !== '1G') fail('EINVAL', `hugetlb must be '2M' or '1G', got ${String(opts.hugetlb)}`);
+    if (backing === 'file') fail('EOPNOTSUPP', 'file-backed mappings arrive with the page-cache model');
+    if (opts.hugetlb !== undefined) fail('EOPNOTSUPP', 'hugetlb mappings arrive with the hugetlb pools');
+    const len = Math.ceil(length / PAGE_SIZE) * PAGE_SIZE;
+    const align = thp && len >= PMD_SIZE ? PMD_SIZE : PAGE_SIZE;
+    const start = this.findGap(len, align);
+    const vma = new Vma(start, start + len, vmFlags, backing, shared, thp);
+    this.insertVma(vma);
+    if (populate) this.populate(vma);
+    return start;
+  }
+
+  /**
+   * Unmaps [addr, addr + length) (rounded up to pages); parts with no mapping are ignored, as
+   * munmap(2) does. Pinned pages stay allocated until their last pin is dropped.
+   * EINVAL when `addr` is unaligned or the length is 0.
+   */
+  munmap(addr: number, length: number): void {
+    checkInt('addr', addr, 0, TASK_SIZE_MAX);
+    checkInt('length', length, 1, TASK_SIZE_MAX);
+    if (addr % PAGE_SIZE !== 0) fail('EINVAL', `munmap address ${hex(addr)} is not page aligned`);
+    const end = Math.min(addr + Math.ceil(length / PAGE_SIZE) * PAGE_SIZE, TASK_SIZE_MAX);
+    for (let k = 0; k < this.vmas.length; k++) {
+      let vma = this.vmas[k]!;
+      if (vma.end <= addr) continue;
+      if (vma.start >= end) break;
+      if (vma.start < addr) {
+        this.vmas.splice(k + 1, 0, vma.splitAt(addr));
+        continue;
+      }
+      if (vma.end > end) this.vmas.splice(k + 1, 0, vma.splitAt(end));
+      vma = this.vmas[k]!;
+      zapRange(this.memory, vma, 0, vma.nrPages);
+      this.vmas.splice(k--, 1);
+    }
+    this.lastVma = undefined;
+  }
+
+  /** Reads `length` bytes at `addr` as the CPU would, faulting pages in. EFAULT outside a readable VMA. */
+  read(addr: number, length: number): Uint8Array {
+    checkInt('addr', addr, 0, TASK_SIZE_MAX);
+    checkInt('length', length, 0, TASK_SIZE_MAX);
+    const out = new Uint8Array(length);
+    this.access(addr, length, false, out);
+    return out;
+  }
+
+  /** Writes `bytes` at `addr` as the CPU would (write faults, COW off the zero page). EFAULT outside a writable VMA. */
+  write(addr: number, bytes: Uint8Array): void {
+    checkInt('addr', addr, 0, TASK_SIZE_MAX);
+    if (!(bytes instanceof Uint8Array)) fail('EINVAL', 'bytes must be a Uint8Array');
+    this.access(addr, bytes.length, true, bytes);
+  }
+
+  /** The VMA containing `addr`, or undefined (`vma_lookup`). */
+  findVma(addr: number): Vma | undefined {
+    const last = this.lastVma;
+    if (last !== undefined && addr >= last.start && addr < last.end) return last;
+    let lo = 0;
+    let hi = this.vmas.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const v = this.vmas[mid]!;
+      if (addr < v.start) hi = mid - 1;
+      else if (addr >= v.end) lo = mid + 1;
+      else return (this.lastVma = v);
+    }
+    return undefined;
+  }
+
+  /** PFN mapped at `addr` now, or -1 when nothing is mapped there (no fault is taken). */
+  lookupPfn(addr: number): number {
+    const vma = this.findVma(addr);
+    if (vma === undefined) return -1;
+    return vma.pt[Math.floor((addr - vma.start) / PAGE_SIZE)]! - 1;
+  }
+
+  /**
+   * Makes GUP fail with `code` at the page holding `addr` (a poisoned or unmappable page, as
+   * hwpoison or fault injection would make it), until `clearInjectedFaults`.
+   */
+  injectFault(addr: number, code: Errno = 'EFAULT'): void {
+    checkInt('addr', addr, 0, TASK_SIZE_MAX);
+    this.injected.set(Math.floor(addr / PAGE_SIZE), code);
+  }
+
+  clearInjectedFaults(): void {
+    this.injected.clear();
+  }
+
+  /** The injected failure at page index `pageIndex` (addr >> PAGE_SHIFT), if any. */
+  injectedFault(pageIndex: number): Errno | undefined {
+    return this.injected.size === 0 ? undefined : this.injected.get(pageIndex);
+  }
+
+  /** Locked-memory limit in pages (`rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT`). */
+  get memlockLimitPages(): number {
+    return this.rlimitMemlock === Infinity ? Infinity : Math.floor(this.rlimitMemlock / PAGE_SIZE);
+  }
+
+  private access(addr: number, length: number, write: boolean, buf: Uint8Array): void {
+    if (addr + length > TASK_SIZE_MAX) fail('EFAULT', `range ${hex(addr)} + ${length} runs past the top of user space`);
+    // check the whole range first, so a failing access changes nothing
+    for (let a = addr; a < addr + length; ) {
+      const vma = this.findVma(a);
+      if (vma === undefined) fail('EFAULT', `no mapping at ${hex(a)}`);
+      if (!(vma.vmFlags & (write ? VM_WRITE : VM_READ))) fail('EFAULT', `${write ? 'write to' : 'read of'} ${hex(a)} in a '${vma.prot}' mapping`);
+      a = vma.end;
+    }
+    const mem = this.memory;
+    let done = 0;
+    while (done < length) {
+      const a = addr + done;
+      const vma = this.findVma(a)!;
+      const i = Math.floor((a - vma.start) / PAGE_SIZE);
+      const off = a - vma.start - i * PAGE_SIZE;
+      const n = Math.min(length - done, PAGE_SIZE - off);
+      if (write) {
+        if (vma.pt[i] === 0 || !(vma.pte[i]! & PTE_WRITE) || mem.flags[vma.pt[i]! - 1]! & PG_ZERO) handleFault(mem, vma, i, FAULT_WRITE);
+        vma.pte[i] = vma.pte[i]! | PTE_DIRTY;
+        mem.store.copyIn(vma.pt[i]! - 1, off, buf, done, n);
+      } else {
+        if (vma.pt[i] === 0) handleFault(mem, vma, i, FAULT_READ);
+        mem.store.copyOut(vma.pt[i]! - 1, off, buf, done, n);
+      }
+      done += n;
+    }
+  }
+
+  // populate_vma_page_range(): write faults for a private writable mapping, read faults else;
+  // like MAP_POPULATE, a failure leaves the rest to fault later.
+  private populate(vma: Vma): void {
+    const kind = vma.vmFlags & VM_WRITE ? FAULT_WRITE : FAULT_READ;
+    try {
+      for (let i = 0; i < vma.nrPages; i++) if (vma.pt[i] === 0) handleFault(this.memory, vma, i, kind);
+    } catch {
+      // ENOMEM while populating: mmap still succeeds
+    }
+  }
+
+  // Top-down first fit below MMAP_BASE, as arch_get_unmapped_area_topdown places mappings.
+  private findGap(len: number, align: number): number {
+    let top = MMAP_BASE;
+    for (let k = this.vmas.length - 1; k >= -1; k--) {
+      const v = k >= 0 ? this.vmas[k]! : undefined;
+      if (v !== undefined && v.start >= top) continue;
+      const floor = v === undefined ? MMAP_MIN_ADDR : v.end;
+      const start = Math.floor((top - len) / align) * align;
+      if (start >= floor && start >= MMAP_MIN_ADDR) return start;
+      if (v !== undefined) top = Math.min(top, v.start);
+    }
+    return fail('ENOMEM', `no free range of ${len} bytes left in the address space`);
+  }
+
+  private insertVma(vma: Vma): void {
+    let k = this.vmas.length;
+    while (k > 0 && this.vmas[k - 1]!.start > vma.start) k--;
+    this.vmas.splice(k, 0, vma);
+  }
+}
+
+function hex(n: number): string {
+  return '0x' + n.toString(16);
+}

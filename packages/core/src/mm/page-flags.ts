@@ -1,0 +1,24 @@
+// Per-frame flag bits (the subset of include/linux/page-flags.h this model observes).
+
+/** Page contents differ from the backing store: writeback must write them (`PG_dirty`). */
+export const PG_DIRTY = 1 << 0;
+/** Locked for I/O or for a state change (`PG_locked`). */
+export const PG_LOCKED = 1 << 1;
+/** First page of a folio of order ≥ 1 (`PG_head`). */
+export const PG_HEAD = 1 << 2;
+/** A later page of a large folio (a compound tail). */
+export const PG_TAIL = 1 << 3;
+/** The shared zero page (`is_zero_pfn`). */
+export const PG_ZERO = 1 << 4;
+/** Free, on a buddy free list (`PageBuddy`); `order` holds the block's order at its head. */
+export const PG_BUDDY = 1 << 5;
+/** Anonymous memory (`folio_test_anon`). */
+export const PG_ANON = 1 << 6;
+/** Reserved at boot, never freed (`PG_reserved`). */
+export const PG_RESERVED = 1 << 7;
+/** Contents are valid (`PG_uptodate`). */
+export const PG_UPTODATE = 1 << 8;
+/** Being written to its backing store (`PG_writeback`). */
+export const PG_WRITEBACK = 1 << 9;
+/** Model-only: the frame belongs to an allocated folio (cleared when it returns to the buddy lists). */
+export const PG_LIVE = 1 << 15;

@@ -1,0 +1,151 @@
+// Releasing what get_user_pages took (mm/gup.c: unpin_user_pages*, gup_put_folio; put_page).
+// Each call validates the whole batch before it frees anything: a bad entry changes nothing.
+
+import { GUP_PIN_COUNTING_BIAS } from '../constants.js';
+import { checkBool, checkInt, checkPageArray, fail } from '../errors.js';
+import { PhysicalMemory } from './memory.js';
+import { PG_DIRTY, PG_LIVE, PG_ZERO } from './page-flags.js';
+
+/** Drops a FOLL_GET reference on the page `pfn` (`put_page`). EINVAL when none was taken. */
+export function putPage(memory: PhysicalMemory, pfn: number): void {
+  checkMemory(memory);
+  memory.checkLivePfn('pfn', pfn);
+  const head = memory.folioHead(pfn);
+  if (memory.gets[head]! <= 0) fail('EINVAL', `put_page on pfn ${pfn}: no reference taken by get_user_pages is held`);
+  memory.gets[head]!--;
+  memory.folioPutRefs(head, 1);
+}
+
+/** Releases one pinned page (`unpin_user_page`). EINVAL when it is not pinned. */
+export function unpinUserPage(memory: PhysicalMemory, pfn: number): void {
+  unpinUserPagesDirtyLock(memory, Uint32Array.of(checkInt('pfn', pfn)), 1, false);
+}
+
+/** Releases `n` pinned pages (`unpin_user_pages`). See `unpinUserPagesDirtyLock`. */
+export function unpinUserPages(memory: PhysicalMemory, pages: Uint32Array, n: number): void {
+  unpinUserPagesDirtyLock(memory, pages, n, false);
+}
+
+/**
+ * Releases the first `n` pinned pages of `pages`, first marking each folio dirty when
+ * `makeDirty` is set and it is clean (`unpin_user_pages_dirty_lock`). Pages of one folio that
+ * stand next to each other are released in one step, as gup_folio_next() groups them; a folio
+ * whose last reference goes is freed. The zero page carries no pins and is skipped.
+ * EINVAL (naming the PFN) for a PFN beyond memory, a free page, or one not pinned that many
+ * times (a double unpin); then nothing is released. Cost: O(n).
+ */
+export function unpinUserPagesDirtyLock(memory: PhysicalMemory, pages: Uint32Array, n: number, makeDirty: boolean): void {
+  checkMemory(memory);
+  checkInt('n', n, 0, 0x7fffffff);
+  checkPageArray('pages', pages, n);
+  checkBool('makeDirty', makeDirty);
+  releasePins(memory, pages, n, makeDirty);
+}
+
+/**
+ * Releases `nrPages` pinned pages from `pfn` on, a physically contiguous range
+ * (`unpin_user_page_range_dirty_lock`), dirtying each folio first when `makeDirty` is set.
+ * Fails as `unpinUserPagesDirtyLock`.
+ */
+export function unpinUserPageRangeDirtyLock(memory: PhysicalMemory, pfn: number, nrPages: number, makeDirty: boolean): void {
+  checkMemory(memory);
+  memory.checkPfn('pfn', pfn);
+  checkInt('nrPages', nrPages, 0, memory.nrPages - pfn);
+  checkBool('makeDirty', makeDirty);
+  const pages = new Uint32Array(nrPages);
+  for (let i = 0; i < nrPages; i++) pages[i] = pfn + i;
+  releasePins(memory, pages, nrPages, makeDirty);
+}
+
+/** Whether the folio holding `pfn` may be pinned for DMA (`folio_maybe_dma_pinned`). */
+export function folioMaybeDmaPinned(memory: PhysicalMemory, pfn: number): boolean {
+  checkMemory(memory);
+  memory.checkPfn('pfn', pfn);
+  const head = memory.folioHead(pfn);
+  if (memory.order[head]! > 0) return memory.pins[head]! > 0;
+  // a small folio keeps its pins in the refcount: past the bias it may be pinned
+  return memory.refcount[head]! >>> 0 >= GUP_PIN_COUNTING_BIAS;
+}
+
+/** Exact pins held on the folio holding `pfn` (the kernel's `_pincount` for a large folio). */
+export function folioPinCount(memory: PhysicalMemory, pfn: number): number {
+  checkMemory(memory);
+  return memory.pins[memory.folioHead(memory.checkPfn('pfn', pfn))]!;
+}
+
+/** The refcount of the folio holding `pfn` (`folio_ref_count`). */
+export function folioRefCount(memory: PhysicalMemory, pfn: number): number {
+  checkMemory(memory);
+  return memory.refcount[memory.folioHead(memory.checkPfn('pfn', pfn))]!;
+}
+
+/** Page-table entries mapping `pfn` (`page_mapcount`). */
+export function pageMapcount(memory: PhysicalMemory, pfn: number): number {
+  checkMemory(memory);
+  return memory.mapcount[memory.checkPfn('pfn', pfn)]!;
+}
+
+function checkMemory(memory: unknown): void {
+  if (!(memory instanceof PhysicalMemory)) fail('EINVAL', 'memory must be a PhysicalMemory');
+}
+
+// Two passes over folio groups: the first takes the pins off (nothing is freed, so it can be
+// undone when a later entry is bad), the second dirties and frees.
+function releasePins(mem: PhysicalMemory, pages: Uint32Array, n: number, makeDirty: boolean): void {
+  let i = 0;
+  while (i < n) {
+    const pfn = pages[i]!;
+    const nr = groupAt(mem, pages, n, i);
+    if (nr < 0) {
+      undoRelease(mem, pages, i);
+      fail('EINVAL', `unpin of pfn ${pfn}: ${pfn >= mem.nrPages ? `beyond memory (${mem.nrPages} pages)` : 'a free page'}`);
+    }
+    const head = mem.folioHead(pfn);
+    if (!(mem.flags[head]! & PG_ZERO)) {
+      if (mem.pins[head]! < nr) {
+        undoRelease(mem, pages, i);
+        fail('EINVAL', `unpin of pfn ${pfn}: folio ${head} holds ${mem.pins[head]} pin(s), ${nr} released (never pinned, or unpinned twice)`);
+      }
+      mem.pins[head] = mem.pins[head]! - nr;
+      mem.refcount[head] = mem.refcount[head]! - (mem.order[head]! > 0 ? nr : nr * GUP_PIN_COUNTING_BIAS);
+    }
+    i += nr;
+  }
+  for (i = 0; i < n; ) {
+    const nr = groupAt(mem, pages, n, i);
+    const head = mem.folioHead(pages[i]!);
+    i += nr;
+    if (mem.flags[head]! & PG_ZERO) continue;
+    mem.stats.nrFollPinReleased += nr;
+    if (makeDirty) mem.flags[head] = mem.flags[head]! | PG_DIRTY; // folio_mark_dirty
+    mem.freeIfUnreferenced(head);
+  }
+}
+
+// Re-adds the pins taken off for entries [0, upto).
+function undoRelease(mem: PhysicalMemory, pages: Uint32Array, upto: number): void {
+  for (let i = 0; i < upto; ) {
+    const nr = groupAt(mem, pages, upto, i);
+    const head = mem.folioHead(pages[i]!);
+    i += nr;
+    if (mem.flags[head]! & PG_ZERO) continue;
+    mem.pins[head] = mem.pins[head]! + nr;
+    mem.refcount[head] = mem.refcount[head]! + (mem.order[head]! > 0 ? nr : nr * GUP_PIN_COUNTING_BIAS);
+  }
+}
+
+// gup_folio_next(): how many entries from `i` on name pages of the same folio; -1 when
+// pages[i] is beyond memory or free.
+function groupAt(mem: PhysicalMemory, pages: Uint32Array, n: number, i: number): number {
+  const pfn = pages[i]!;
+  if (pfn >= mem.nrPages || !(mem.flags[pfn]! & PG_LIVE)) return -1;
+  const head = mem.folioHead(pfn);
+  const end = head + (1 << mem.order[head]!);
+  let nr = 1;
+  while (i + nr < n) {
+    const p = pages[i + nr]!;
+    if (p < head || p >= end) break;
+    nr++;
+  }
+  return nr;
+}

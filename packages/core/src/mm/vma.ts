@@ -1,0 +1,69 @@
+// One virtual memory area (struct vm_area_struct) and its slice of the page table.
+
+import { PAGE_SIZE } from '../constants.js';
+
+/** VMA permission bits (`VM_READ`, `VM_WRITE`, `VM_EXEC`). */
+export const VM_READ = 1;
+export const VM_WRITE = 2;
+export const VM_EXEC = 4;
+
+/** Page-table entry bits kept beside each PFN. */
+/** The entry permits writes (`pte_write`). */
+export const PTE_WRITE = 1;
+/** The page is mapped as part of one PMD entry over a 2 MiB folio (`pmd_trans_huge`). */
+export const PTE_PMD = 2;
+/** The CPU wrote through this entry (`pte_dirty`). */
+export const PTE_DIRTY = 4;
+
+/** Protection strings accepted by `mmap`. */
+export type Prot = 'r' | 'rw' | 'rx' | 'rwx';
+
+/** How a VMA is backed. */
+export type Backing = 'anon' | 'file';
+
+/**
+ * A mapped range [start, end) of one address space.
+ * `pt[i]` is PFN + 1 of page i (0: no entry), `pte[i]` its PTE_* bits. One entry per page,
+ * so a lookup is one index; a PMD mapping sets PTE_PMD on its 512 entries.
+ */
+export class Vma {
+  pt: Uint32Array;
+  pte: Uint8Array;
+  constructor(
+    public start: number,
+    public end: number,
+    readonly vmFlags: number,
+    readonly backing: Backing,
+    readonly shared: boolean,
+    readonly thp: boolean,
+  ) {
+    const n = (end - start) / PAGE_SIZE;
+    this.pt = new Uint32Array(n);
+    this.pte = new Uint8Array(n);
+  }
+
+  get nrPages(): number {
+    return (this.end - this.start) / PAGE_SIZE;
+  }
+
+  /** A private writable anon or file mapping: writes break copy-on-write (`is_cow_mapping`). */
+  get isCow(): boolean {
+    return !this.shared;
+  }
+
+  get prot(): Prot {
+    return ((this.vmFlags & VM_WRITE ? 'rw' : 'r') + (this.vmFlags & VM_EXEC ? 'x' : '')) as Prot;
+  }
+
+  /** Splits off [at, end) as a new VMA, keeping [start, at) here. */
+  splitAt(at: number): Vma {
+    const i = (at - this.start) / PAGE_SIZE;
+    const tail = new Vma(at, this.end, this.vmFlags, this.backing, this.shared, this.thp);
+    tail.pt = this.pt.slice(i);
+    tail.pte = this.pte.slice(i);
+    this.pt = this.pt.slice(0, i);
+    this.pte = this.pte.slice(0, i);
+    this.end = at;
+    return tail;
+  }
+}
