@@ -10,6 +10,10 @@ function checkMm(mm: unknown): asserts mm is AddressSpace {
   if (!(mm instanceof AddressSpace)) fail('EINVAL', 'mm must be an AddressSpace');
 }
 
+function checkMmPin(mmp: unknown): asserts mmp is MmPin {
+  if (typeof mmp !== 'object' || mmp === null) fail('EINVAL', 'mmp must be an MmPin (see newMmPin)');
+}
+
 /**
  * Charges `npages` to `mm.pinnedVm` for an RDMA registration (`ib_umem_get`): ENOMEM when the
  * new total passes RLIMIT_MEMLOCK, unless the process has CAP_IPC_LOCK. Nothing is charged on
@@ -50,6 +54,7 @@ export function newMmPin(): MmPin {
  */
 export function mmAccountPinnedPages(mm: AddressSpace, mmp: MmPin, size: number): void {
   checkMm(mm);
+  checkMmPin(mmp);
   checkInt('size', size);
   if (mm.capIpcLock || size === 0 || mm.rlimitMemlock === Infinity) return;
   const numPg = Math.floor(size / 2 ** PAGE_SHIFT) + 2;
@@ -63,6 +68,7 @@ export function mmAccountPinnedPages(mm: AddressSpace, mmp: MmPin, size: number)
 
 /** Returns what `mmp` charged (`mm_unaccount_pinned_pages`), and empties it. */
 export function mmUnaccountPinnedPages(mmp: MmPin): void {
+  checkMmPin(mmp);
   if (mmp.user !== undefined) mmp.user.lockedVm -= mmp.numPg;
   mmp.user = undefined;
   mmp.numPg = 0;

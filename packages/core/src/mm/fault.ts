@@ -111,6 +111,15 @@ function entryBits(vma: Vma, kind: number): number {
   return (writable ? PTE_WRITE : 0) | (kind === FAULT_WRITE ? PTE_DIRTY : 0);
 }
 
+/**
+ * Splits the PMD mapping that covers page `i` of `vma` when `i` falls inside it, not at its
+ * start (`vma_adjust_trans_huge`): a VMA about to be split at `i` must not leave one PMD entry
+ * straddling two VMAs.
+ */
+export function splitHugePmdAt(memory: PhysicalMemory, vma: Vma, i: number): void {
+  if (i > 0 && i < vma.nrPages && vma.pte[i]! & PTE_PMD && pmdOffset(vma, i) !== 0) splitPmdAt(memory, vma, i);
+}
+
 // Splits the PMD mapping covering page `i` into page entries: the folio gains one reference
 // per page entry less the one the PMD held.
 function splitPmdAt(memory: PhysicalMemory, vma: Vma, i: number): void {

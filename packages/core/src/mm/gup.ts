@@ -165,6 +165,13 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
     if (vma.pte[idx]! & PTE_PMD) {
       // one PMD entry covers the rest of its 2 MiB: grab those pages in one go
       increm = Math.min(nrPages - i, HPAGE_PMD_NR - ((addr / PAGE_SIZE) % HPAGE_PMD_NR));
+      // ...but stop before an injected fault inside it, so that page fails as documented
+      for (let j = 1; j < increm; j++) {
+        if (mm.injectedFault(addr / PAGE_SIZE + j) !== undefined) {
+          increm = j;
+          break;
+        }
+      }
     }
     const head = mem.folioHead(pfn);
     try {

@@ -67,6 +67,7 @@ export class PhysicalMemory {
   private readonly ownerNames: string[] = [''];
   private readonly ownerIds = new Map<string, number>();
   private allocFailAfter = NONE;
+  private allocFailTimes = 0;
   /** Callbacks that add live resources (DMA mappings, ...) to the leak report. */
   readonly leakSources: Array<() => LeakEntry[]> = [];
 
@@ -122,8 +123,10 @@ export class PhysicalMemory {
    * that to ENOMEM). Cost: O(order) splits.
    */
   allocFolio(order: number, anon = true): number {
-    if (this.allocFailAfter !== NONE && this.allocFailAfter-- === 0) {
-      this.allocFailAfter = NONE;
+    if (!Number.isInteger(order) || order < 0 || order > MAX_PAGE_ORDER) checkInt('order', order, 0, MAX_PAGE_ORDER);
+    if (this.allocFailAfter !== NONE && this.allocFailAfter-- <= 0) {
+      this.allocFailAfter = 0;
+      if (--this.allocFailTimes <= 0) this.allocFailAfter = NONE;
       return NONE;
     }
     let o = order;
@@ -151,9 +154,19 @@ export class PhysicalMemory {
     return head;
   }
 
-  /** Makes the `nth` allocation from now (0 = the next) fail, as fail_page_alloc does. */
-  injectAllocFailure(nth: number): void {
+  /**
+   * Makes allocations fail, as fail_page_alloc does: the `nth` from now (0 = the next) and the
+   * `times - 1` after it (`times` Infinity: every one, until `clearAllocFailures`).
+   */
+  injectAllocFailure(nth: number, times = 1): void {
     this.allocFailAfter = checkInt('nth', nth, 0, INT32_MAX);
+    this.allocFailTimes = times === Infinity ? Infinity : checkInt('times', times, 1, INT32_MAX);
+  }
+
+  /** Disarms `injectAllocFailure`. */
+  clearAllocFailures(): void {
+    this.allocFailAfter = NONE;
+    this.allocFailTimes = 0;
   }
 
   /**

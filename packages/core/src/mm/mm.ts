@@ -3,7 +3,7 @@
 
 import { HPAGE_PMD_NR, PAGE_SIZE, TASK_SIZE_MAX } from '../constants.js';
 import { checkBool, checkInt, fail, type Errno } from '../errors.js';
-import { FAULT_READ, FAULT_WRITE, handleFault, zapRange } from './fault.js';
+import { FAULT_READ, FAULT_WRITE, handleFault, splitHugePmdAt, zapRange } from './fault.js';
 import { PhysicalMemory } from './memory.js';
 import { PG_ZERO } from './page-flags.js';
 import { PTE_DIRTY, PTE_WRITE, VM_EXEC, VM_READ, VM_WRITE, Vma, type Backing, type Prot } from './vma.js';
@@ -61,7 +61,10 @@ export class AddressSpace {
   constructor(memory: PhysicalMemory, opts: AddressSpaceOptions = {}) {
     if (!(memory instanceof PhysicalMemory)) fail('EINVAL', 'AddressSpace needs a PhysicalMemory');
     this.memory = memory;
-    this.user = opts.user ?? { lockedVm: 0 };
+    const user = opts.user;
+    if (user !== undefined && (typeof user !== 'object' || user === null)) fail('EINVAL', 'user must be a UserStruct { lockedVm }');
+    if (user !== undefined) checkInt('user.lockedVm', user.lockedVm);
+    this.user = user ?? { lockedVm: 0 };
     const rl = opts.rlimitMemlock ?? DEFAULT_RLIMIT_MEMLOCK;
     if (rl !== Infinity) checkInt('rlimitMemlock', rl);
     this.rlimitMemlock = rl;
@@ -77,7 +80,7 @@ export class AddressSpace {
   mmap(length: number, opts: MmapOptions = {}): number {
     checkInt('length', length, 1, TASK_SIZE_MAX);
     const prot = opts.prot ?? 'rw';
-    const vmFlags = PROTS[prot];
+    const vmFlags = Object.hasOwn(PROTS, prot) ? PROTS[prot] : undefined;
     if (vmFlags === undefined) fail('EINVAL', `prot must be 'r', 'rw', 'rx' or 'rwx', got ${String(prot)}`);
     const backing = opts.backing ?? 'anon';
     if (backing !== 'anon' && backing !== 'file') fail('EINVAL', `backing must be 'anon' or 'file', got ${String(backing)}`);
@@ -90,7 +93,14 @@ export class AddressSpace {
     const len = Math.ceil(length / PAGE_SIZE) * PAGE_SIZE;
     const align = thp && len >= PMD_SIZE ? PMD_SIZE : PAGE_SIZE;
     const start = this.findGap(len, align);
-    const vma = new Vma(start, start + len, vmFlags, backing, shared, thp);
+    let vma: Vma;
+    try {
+      vma = new Vma(start, start + len, vmFlags, backing, shared, thp);
+    } catch (e) {
+      // the page-table arrays could not be allocated (RangeError past the typed-array limit)
+      if (e instanceof RangeError) fail('ENOMEM', `cannot allocate a page table for ${len} bytes`);
+      throw e;
+    }
     this.insertVma(vma);
     if (populate) this.populate(vma);
     return start;
@@ -110,11 +120,16 @@ export class AddressSpace {
       let vma = this.vmas[k]!;
       if (vma.end <= addr) continue;
       if (vma.start >= end) break;
+      // split a PMD mapping that the VMA split would cut before splitting the VMA
       if (vma.start < addr) {
+        splitHugePmdAt(this.memory, vma, (addr - vma.start) / PAGE_SIZE);
         this.vmas.splice(k + 1, 0, vma.splitAt(addr));
         continue;
       }
-      if (vma.end > end) this.vmas.splice(k + 1, 0, vma.splitAt(end));
+      if (vma.end > end) {
+        splitHugePmdAt(this.memory, vma, (end - vma.start) / PAGE_SIZE);
+        this.vmas.splice(k + 1, 0, vma.splitAt(end));
+      }
       vma = this.vmas[k]!;
       zapRange(this.memory, vma, 0, vma.nrPages);
       this.vmas.splice(k--, 1);

@@ -1,0 +1,160 @@
+// The suite checks itself: each deliberately broken variant of the reference backend makes the
+// check written for that mistake fail, run as the groups run it (a seeded fast-check property).
+
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { getUserPages, putPage, PAGE_SIZE } from '@iodesc/core';
+import type { DescriptorBackend, FragArray } from '@iodesc/core';
+import {
+  checkDirtyCase, checkFromPagesCase, checkGetUserCase, checkInjectedFaultCase, checkOutOfMemoryCase, checkOwnerCase, checkRunOffCase,
+  checkThpCase, checkToFragsCase, dirtyCase, fromPagesCase, getUserCase, injectCase, ownerCase, thpCase, toFragsTests,
+} from '../src/index.js';
+import { ReferenceDescriptor, referenceBackend } from './reference-backend.js';
+
+type Ref = DescriptorBackend<ReferenceDescriptor>;
+const ref = referenceBackend;
+const RUNS = { numRuns: 25, seed: 0x10de5c };
+
+/** Runs `check` over `arb` as a group would; returns the failing check's error ('' when all passed). */
+function failureOf<T>(arb: fc.Arbitrary<T>, check: (backend: DescriptorBackend, c: T) => void, backend: Ref): string {
+  try {
+    fc.assert(fc.property(arb, (c) => check(backend as DescriptorBackend, c)), RUNS);
+    return '';
+  } catch (e) {
+    const cause = (e as Error).cause;
+    return cause instanceof Error ? `${cause.name}: ${cause.message}` : String(e);
+  }
+}
+
+// A descriptor with the same pins as `d` but other entries.
+const rewrap = (d: ReferenceDescriptor, entries = d.entries.map((e) => ({ ...e }))) => new ReferenceDescriptor(d.memory, entries, d.pinned);
+
+function dropLastByte(d: ReferenceDescriptor): ReferenceDescriptor {
+  const entries = d.entries.map((e) => ({ ...e }));
+  const last = entries[entries.length - 1]!;
+  if (--last.length === 0) entries.pop();
+  return rewrap(d, entries);
+}
+
+// Joins every pair of neighbouring entries whether or not their pages are contiguous.
+function mergeBlindly(d: ReferenceDescriptor): ReferenceDescriptor {
+  const out = [];
+  for (let i = 0; i < d.entries.length; i += 2) {
+    const a = d.entries[i]!;
+    const b = d.entries[i + 1];
+    out.push(b !== undefined && a.offset + a.length === PAGE_SIZE ? { ...a, length: a.length + b.length } : { ...a });
+  }
+  return rewrap(d, out);
+}
+
+// Joins neighbouring entries over physically contiguous pages, as a multi-page backend would.
+function mergeContiguous(d: ReferenceDescriptor, maxSegmentSize = Infinity): ReferenceDescriptor {
+  const out: typeof d.entries = [];
+  for (const e of d.entries) {
+    const last = out[out.length - 1];
+    const endPfn = last === undefined ? -1 : last.pfn + Math.floor((last.offset + last.length) / PAGE_SIZE);
+    const fits = last !== undefined && last.length + e.length <= maxSegmentSize;
+    if (fits && (last.offset + last.length) % PAGE_SIZE === 0 && e.offset === 0 && e.pfn === endPfn) last.length += e.length;
+    else out.push({ ...e });
+  }
+  return rewrap(d, out);
+}
+
+const broken: Record<string, Ref> = {
+  dropsAByte: { ...ref, fromPages: (...a) => dropLastByte(ref.fromPages(...a)), getUser: (...a) => dropLastByte(ref.getUser(...a)) },
+  mergesBlindly: { ...ref, capabilities: { ...ref.capabilities, multiPage: true }, fromPages: (...a) => mergeBlindly(ref.fromPages(...a)) },
+  crossesPagesUndeclared: { ...ref, getUser: (...a) => mergeContiguous(ref.getUser(...a)) },
+  forgetsToUnpin: { ...ref, putUser: () => {} },
+  ignoresDirty: { ...ref, putUser: (d) => ref.putUser(d, { dirty: false }) },
+  dropsOwner: { ...ref, getUser: (mm, addr, len, o) => ref.getUser(mm, addr, len, { ...o, owner: undefined }) },
+  // takes FOLL_GET references instead of pins, and releases them with putPage
+  getsInsteadOfPins: {
+    ...ref,
+    getUser(mm, addr, length, o) {
+      const first = Math.floor(addr / PAGE_SIZE) * PAGE_SIZE;
+      const pages = new Uint32Array(Math.ceil((addr - first + length) / PAGE_SIZE));
+      getUserPages(mm, first, pages.length, 0, pages);
+      const d = ref.fromPages(mm.memory, pages, addr - first, length);
+      return new ReferenceDescriptor(mm.memory, d.entries, pages);
+    },
+    putUser(d) {
+      for (const p of d.pinned!) putPage(d.memory, p);
+      d.pinned = null;
+    },
+  },
+  // pins page by page and keeps what it got when a later page fails
+  neverUnwinds: {
+    ...ref,
+    getUser(mm, addr, length, o) {
+      const first = Math.floor(addr / PAGE_SIZE) * PAGE_SIZE;
+      const n = Math.ceil((addr - first + length) / PAGE_SIZE);
+      const parts: ReferenceDescriptor[] = [];
+      for (let k = 0; k < n; k++) parts.push(ref.getUser(mm, first + k * PAGE_SIZE, PAGE_SIZE, o));
+      for (const p of parts) ref.putUser(p, { dirty: false });
+      return ref.getUser(mm, addr, length, o);
+    },
+  },
+};
+
+// A correct multi-page variant: the checks must accept entries spanning contiguous pages.
+const merging: Ref = {
+  ...ref,
+  capabilities: { ...ref.capabilities, multiPage: true },
+  fromPages: (m, p, o, l, opts) => mergeContiguous(ref.fromPages(m, p, o, l, opts), opts?.maxSegmentSize),
+  getUser: (...a) => mergeContiguous(ref.getUser(...a)),
+};
+
+describe('the checks catch a broken backend', () => {
+  it('passes the reference backend, and a variant merging contiguous pages', () => {
+    for (const b of [ref, merging]) {
+      expect(failureOf(fromPagesCase(), checkFromPagesCase, b)).toBe('');
+      expect(failureOf(getUserCase(), checkGetUserCase, b)).toBe('');
+      expect(failureOf(thpCase(), checkThpCase, b)).toBe('');
+    }
+  });
+
+  it.each([
+    ['fromPages segments drop the last byte', fromPagesCase(), checkFromPagesCase, broken.dropsAByte!, /segments\(\) cover \d+ bytes, \d+ expected/],
+    ['getUser segments drop the last byte', getUserCase(), checkGetUserCase, broken.dropsAByte!, /segments\(\) cover \d+ bytes, \d+ expected/],
+    ['entries join pages that are not contiguous', fromPagesCase(), checkFromPagesCase, broken.mergesBlindly!, /segments\(\) differ at page piece/],
+    ['entries cross pages without multiPage', getUserCase(), checkGetUserCase, broken.crossesPagesUndeclared!, /crosses a page boundary/],
+    ['putUser forgets to unpin', getUserCase(), checkGetUserCase, broken.forgetsToUnpin!, /after getUser then putUser: pins of pfn/],
+    ['putUser forgets to unpin THP pages', thpCase(), checkThpCase, broken.forgetsToUnpin!, /pins of pfn \d+ is \d+, was 0/],
+    ['putUser ignores dirty: true', dirtyCase(), checkDirtyCase, broken.ignoresDirty!, /is clean, expected dirty/],
+    ['getUser loses the owner tag', ownerCase(), checkOwnerCase, broken.dropsOwner!, /pinned under owner undefined/],
+    ['getUser takes FOLL_GET references', getUserCase(), checkGetUserCase, broken.getsInsteadOfPins!, /FOLL_GET reference/],
+    ['getUser keeps its pins when page k faults', injectCase(), checkInjectedFaultCase, broken.neverUnwinds!, /after getUser failed at page \d+: pins/],
+    ['getUser keeps its pins when memory runs out', injectCase(), checkOutOfMemoryCase, broken.neverUnwinds!, /ran out of memory at page \d+: pins/],
+    ['getUser keeps its pins when it runs off the mapping', injectCase(), checkRunOffCase, broken.neverUnwinds!, /ran \d+ page\(s\) off its mapping: pins/],
+  ] as Array<[string, fc.Arbitrary<any>, (b: DescriptorBackend, c: any) => void, Ref, RegExp]>)(
+    'fails when %s',
+    (_label, arb, check, backend, message) => {
+      const failure = failureOf(arb, check, backend);
+      expect(failure).toMatch(/^ConformanceError: /);
+      expect(failure).toMatch(message);
+    },
+  );
+});
+
+// The reference with fragments added: exercises the toFrags group, which the reference skips.
+function fragsOf(d: ReferenceDescriptor, drop: number): FragArray {
+  const e = d.entries.slice(0, d.entries.length - drop);
+  return { count: e.length, pfn: (i) => e[i]!.pfn, offset: (i) => e[i]!.offset, length: (i) => e[i]!.length };
+}
+const withFrags: Ref = {
+  ...ref,
+  name: 'reference-frags',
+  capabilities: { ...ref.capabilities, toFrags: true },
+  toFrags: (d) => ({ frags: fragsOf(d, 0), cost: { conversionBytes: 16 * d.nrSegments, allocations: 1 } }),
+};
+
+describe('toFrags group, on the reference with fragments added', () => {
+  toFragsTests(() => withFrags as DescriptorBackend, { numRuns: 10 });
+
+  it('fails when the fragments drop an entry, or a view claims conversion bytes', () => {
+    const dropping: Ref = { ...withFrags, toFrags: (d) => ({ frags: fragsOf(d, 1), cost: { conversionBytes: 0, allocations: 0 } }) };
+    expect(failureOf(fromPagesCase(), checkToFragsCase, dropping)).toMatch(/toFrags\(\) fragments differ/);
+    const fakeView: Ref = { ...withFrags, capabilities: { ...withFrags.capabilities, fragView: true } };
+    expect(failureOf(fromPagesCase(), checkToFragsCase, fakeView)).toMatch(/promises a view/);
+  });
+});
