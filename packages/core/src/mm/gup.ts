@@ -116,82 +116,73 @@ function gupSlow(mm: AddressSpace, addr: number, nrPages: number, flags: number,
 function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pages: Uint32Array, at: number, owner: number, fastOnly: boolean): number {
   const mem = mm.memory;
   let i = 0;
-  let vma: Vma | undefined;
   let err: Errno | undefined;
   let why = '';
-  while (i < nrPages) {
-    if (vma === undefined || addr >= vma.end) {
-      vma = mm.findVma(addr);
-      if (vma === undefined) {
-        err = 'EFAULT';
-        why = `no mapping at 0x${addr.toString(16)}`;
-        break;
-      }
-      why = fastOnly ? '' : checkVmaFlags(vma, flags);
-      if (why !== '') {
-        err = 'EFAULT';
-        break;
-      }
-    }
-    const injected = mm.injectedFault(addr / PAGE_SIZE);
-    if (injected !== undefined) {
-      err = injected;
-      why = `injected fault at 0x${addr.toString(16)}`;
+  outer: while (i < nrPages) {
+    const vma = mm.findVma(addr);
+    if (vma === undefined) {
+      err = 'EFAULT';
+      why = `no mapping at 0x${addr.toString(16)}`;
       break;
     }
-    const idx = (addr - vma.start) / PAGE_SIZE;
-    // follow_page_mask(), faulting until the entry allows the access (faultin_page + retry)
-    let fault = neededFault(mem, vma, idx, flags);
-    while (fault >= 0) {
-      if (fastOnly) return i;
-      if (flags & FOLL_NOFAULT) {
-        err = 'EFAULT';
-        why = `FOLL_NOFAULT and no usable entry at 0x${addr.toString(16)}`;
-        break;
-      }
-      try {
-        handleFault(mem, vma, idx, fault);
-      } catch (e) {
-        if (!(e instanceof IodescError)) throw e;
-        err = e.code;
-        why = e.message;
-        break;
-      }
-      fault = neededFault(mem, vma, idx, flags);
+    why = fastOnly ? '' : checkVmaFlags(vma, flags);
+    if (why !== '') {
+      err = 'EFAULT';
+      break;
     }
-    if (err !== undefined) break;
-    const pfn = vma.pt[idx]! - 1;
-    let increm = 1;
-    if (vma.pte[idx]! & PTE_PMD) {
-      // one PMD entry covers the rest of its 2 MiB: grab those pages in one go
-      increm = Math.min(nrPages - i, HPAGE_PMD_NR - ((addr / PAGE_SIZE) % HPAGE_PMD_NR));
-      // ...but stop before an injected fault inside it, so that page fails as documented
-      for (let j = 1; j < increm; j++) {
-        if (mm.injectedFault(addr / PAGE_SIZE + j) !== undefined) {
-          increm = j;
-          break;
+    const { pt, pte } = vma;
+    const base = vma.start / PAGE_SIZE;
+    const injecting = mm.hasInjectedFaults;
+    let idx = (addr - vma.start) / PAGE_SIZE;
+    const lim = Math.min(vma.nrPages, idx + (nrPages - i));
+    while (idx < lim) {
+      if (injecting && mm.injectedFault(base + idx) !== undefined) {
+        err = mm.injectedFault(base + idx);
+        why = `injected fault at 0x${((base + idx) * PAGE_SIZE).toString(16)}`;
+        break outer;
+      }
+      // follow_page_mask(), faulting until the entry allows the access (faultin_page + retry)
+      for (let fault = neededFault(mem, pt[idx]!, pte[idx]!, vma, flags); fault >= 0; fault = neededFault(mem, pt[idx]!, pte[idx]!, vma, flags)) {
+        if (fastOnly) return i;
+        if (flags & FOLL_NOFAULT) {
+          err = 'EFAULT';
+          why = `FOLL_NOFAULT and no usable entry at 0x${((base + idx) * PAGE_SIZE).toString(16)}`;
+          break outer;
+        }
+        try {
+          handleFault(mem, vma, idx, fault);
+        } catch (e) {
+          if (!(e instanceof IodescError)) throw e;
+          err = e.code;
+          why = e.message;
+          break outer;
         }
       }
+      const pfn = pt[idx]! - 1;
+      let increm = 1;
+      if (pte[idx]! & PTE_PMD) {
+        // one PMD entry covers the rest of its 2 MiB: grab those pages in one go...
+        increm = Math.min(lim - idx, HPAGE_PMD_NR - ((base + idx) % HPAGE_PMD_NR));
+        // ...but stop before an injected fault inside it, so that page fails as documented
+        for (let j = 1; injecting && j < increm; j++) {
+          if (mm.injectedFault(base + idx + j) !== undefined) increm = j;
+        }
+      }
+      const grabbed = grabFolio(mem, mem.folioHead(pfn), increm, flags, owner);
+      if (grabbed !== '') {
+        if (fastOnly) return i;
+        err = 'ENOMEM';
+        why = grabbed;
+        break outer;
+      }
+      for (let j = 0; j < increm; j++) pages[at + i + j] = pfn + j;
+      i += increm;
+      idx += increm;
     }
-    const head = mem.folioHead(pfn);
-    try {
-      tryGrabFolio(mem, head, increm, flags, owner);
-    } catch (e) {
-      if (fastOnly || !(e instanceof IodescError)) return fastOnly ? i : rethrow(e);
-      err = e.code;
-      why = e.message;
-      break;
-    }
-    for (let j = 0; j < increm; j++) pages[at + i + j] = pfn + j;
-    i += increm;
-    addr += increm * PAGE_SIZE;
+    addr = vma.start + idx * PAGE_SIZE;
   }
   if (i === 0 && err !== undefined) fail(err, why);
   return i;
-}
-
-function rethrow(e: unknown): never {
-  throw e;
 }
 
 // check_vma_flags(): '' when the access is allowed, else why not.
@@ -208,15 +199,14 @@ function checkVmaFlags(vma: Vma, flags: number): string {
   return '';
 }
 
-// The fault (FAULT_*) the entry at `idx` needs before `flags` may follow it, or -1 for none.
-function neededFault(mem: PhysicalMemory, vma: Vma, idx: number, flags: number): number {
-  const e = vma.pt[idx]!;
+// The fault (FAULT_*) entry `e` (PFN + 1, 0 for none) with bits `bits` needs before `flags`
+// may follow it, or -1 for none.
+function neededFault(mem: PhysicalMemory, e: number, bits: number, vma: Vma, flags: number): number {
   if (e === 0) return flags & FOLL_WRITE ? FAULT_WRITE : FAULT_READ;
   const zero = (mem.flags[e - 1]! & PG_ZERO) !== 0;
   if (flags & FOLL_WRITE) {
     // can_follow_write_pte(): a writable entry, or under FOLL_FORCE our own COW'd page
-    const pte = vma.pte[idx]!;
-    if (zero || !(pte & PTE_WRITE || (flags & FOLL_FORCE && pte & PTE_DIRTY))) return FAULT_WRITE;
+    if (zero || !(bits & PTE_WRITE || (flags & FOLL_FORCE && bits & PTE_DIRTY))) return FAULT_WRITE;
     return -1;
   }
   // gup_must_unshare(): a long-term read-only pin must not pin the shared zero page of a COW mapping
@@ -230,19 +220,30 @@ function neededFault(mem: PhysicalMemory, vma: Vma, idx: number, flags: number):
  * folio's adds 1 to its refcount and 1 to its pin count. ENOMEM on overflow, nothing changed.
  */
 export function tryGrabFolio(mem: PhysicalMemory, head: number, refs: number, flags: number, owner: number): void {
-  const zero = (mem.flags[head]! & PG_ZERO) !== 0;
+  const why = grabFolio(mem, head, refs, flags, owner);
+  if (why !== '') fail('ENOMEM', why);
+}
+
+// tryGrabFolio's body: '' on success, else why not (the walk turns that into a short count).
+function grabFolio(mem: PhysicalMemory, head: number, refs: number, flags: number, owner: number): string {
+  let add: number;
   if (flags & FOLL_GET) {
-    mem.folioRefAdd(head, refs);
-    mem.gets[head] = mem.gets[head]! + refs;
+    add = refs;
   } else if (flags & FOLL_PIN) {
-    if (zero) return;
-    const large = mem.order[head]! > 0;
-    if (mem.pins[head]! > INT32_MAX - refs) fail('ENOMEM', `pin count of pfn ${head} would overflow`);
-    mem.folioRefAdd(head, large ? refs : refs * GUP_PIN_COUNTING_BIAS);
+    if (mem.flags[head]! & PG_ZERO) return '';
+    if (mem.pins[head]! > INT32_MAX - refs) return `pin count of pfn ${head} would overflow`;
+    add = mem.order[head]! > 0 ? refs : refs * GUP_PIN_COUNTING_BIAS;
+  } else {
+    return '';
+  }
+  if (mem.refcount[head]! > INT32_MAX - add) return `refcount of pfn ${head} would overflow (${mem.refcount[head]} + ${add})`;
+  mem.refcount[head] = mem.refcount[head]! + add;
+  if (flags & FOLL_GET) {
+    mem.gets[head] = mem.gets[head]! + refs;
+  } else {
     mem.pins[head] = mem.pins[head]! + refs;
     mem.stats.nrFollPinAcquired += refs;
-  } else {
-    return;
   }
   if (owner !== 0) mem.owner[head] = owner;
+  return '';
 }

@@ -189,6 +189,11 @@ export class AddressSpace {
     this.injected.clear();
   }
 
+  /** True while any fault is injected (the GUP walk checks this once per VMA). */
+  get hasInjectedFaults(): boolean {
+    return this.injected.size > 0;
+  }
+
   /** The injected failure at page index `pageIndex` (addr >> PAGE_SHIFT), if any. */
   injectedFault(pageIndex: number): Errno | undefined {
     return this.injected.size === 0 ? undefined : this.injected.get(pageIndex);
