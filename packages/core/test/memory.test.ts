@@ -30,7 +30,7 @@ describe('PhysicalMemory', () => {
     ['bytes: -4096', { bytes: -4096 }],
     ['bytes: 4096.5', { bytes: 4096.5 }],
     ['bytes: 0', { bytes: 0 }],
-    ['bytes: 15 pages (below 64 KiB)', { bytes: 15 * PAGE_SIZE }],
+    ['bytes: 1 page (only the zero page)', { bytes: PAGE_SIZE }],
     ['bytes: 64 KiB + 1 (not page multiple)', { bytes: 64 * 1024 + 1 }],
     ['bytes: 256 GiB + 4 KiB', { bytes: 256 * 2 ** 30 + PAGE_SIZE }],
     ['bytes: "64M"', { bytes: '64M' }],

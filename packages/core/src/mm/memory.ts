@@ -9,7 +9,7 @@ import { PG_ANON, PG_BUDDY, PG_DIRTY, PG_HEAD, PG_LIVE, PG_RESERVED, PG_TAIL, PG
 
 /** Options for `new PhysicalMemory`. */
 export interface PhysicalMemoryOptions {
-  /** Size of RAM in bytes: a multiple of PAGE_SIZE, from 64 KiB to 256 GiB. */
+  /** Size of RAM in bytes: a multiple of PAGE_SIZE, from 8 KiB to 256 GiB. */
   bytes: number;
   /** Seeds the shuffle of the free lists (CONFIG_SHUFFLE_PAGE_ALLOCATOR); omitted: PFN order. */
   seed?: number;
@@ -26,7 +26,8 @@ export interface MemoryStats {
   folioFrees: number;
 }
 
-const MIN_BYTES = 16 * PAGE_SIZE;
+// the zero page and at least one page to hand out
+const MIN_BYTES = 2 * PAGE_SIZE;
 const MAX_BYTES = 256 * 2 ** 30;
 const NONE = -1;
 const INT32_MAX = 0x7fffffff;
@@ -62,6 +63,10 @@ export class PhysicalMemory {
 
   private readonly freeHead = new Int32Array(MAX_PAGE_ORDER + 1).fill(NONE);
   private readonly freeCount = new Int32Array(MAX_PAGE_ORDER + 1);
+  // Max-order blocks never handed out since boot, in hand-out order, kept off the linked lists
+  // so that building a large memory touches no per-frame state (deferred struct page init).
+  private pristine = new Uint32Array(0);
+  private pristineNext = 0;
   private readonly next: Int32Array;
   private readonly prev: Int32Array;
   private readonly ownerNames: string[] = [''];
@@ -131,9 +136,17 @@ export class PhysicalMemory {
     }
     let o = order;
     while (o <= MAX_PAGE_ORDER && this.freeHead[o] === NONE) o++;
-    if (o > MAX_PAGE_ORDER) return NONE;
-    const head = this.freeHead[o]!;
-    this.unlinkFree(head, o);
+    let head: number;
+    if (o <= MAX_PAGE_ORDER) {
+      head = this.freeHead[o]!;
+      this.unlinkFree(head, o);
+    } else if (this.pristineNext < this.pristine.length) {
+      // the max-order list runs on into the blocks never handed out since boot
+      head = this.pristine[this.pristineNext++]!;
+      o = MAX_PAGE_ORDER;
+    } else {
+      return NONE;
+    }
     // expand(): hand the upper halves back, keep the lowest block
     while (o > order) {
       o--;
@@ -260,13 +273,14 @@ export class PhysicalMemory {
         big[j] = t;
       }
     }
-    // linkFree pushes at the head: push in reverse so the first block is handed out first
-    for (let i = big.length - 1; i >= 0; i--) this.linkFree(big[i]!, MAX_PAGE_ORDER);
+    this.pristine = Uint32Array.from(big);
   }
 
   /** Free blocks per order, as /proc/buddyinfo prints them. */
   buddyinfo(): number[] {
-    return Array.from(this.freeCount);
+    const info = Array.from(this.freeCount);
+    info[MAX_PAGE_ORDER] = info[MAX_PAGE_ORDER]! + this.pristine.length - this.pristineNext;
+    return info;
   }
 
   // --- bytes, as a device or the CPU sees them by physical address ---
