@@ -27,23 +27,6 @@ export class PageStore {
     return this.slotOf[pfn]! !== 0;
   }
 
-  /** The 4 KiB view of `pfn`'s bytes, materialising it; for writers. */
-  writable(pfn: number): Uint8Array {
-    let slot = this.slotOf[pfn]! - 1;
-    if (slot < 0) {
-      slot = this.takeSlot();
-      this.slotOf[pfn] = slot + 1;
-      this.materialised++;
-    }
-    return this.view(slot);
-  }
-
-  /** The bytes of `pfn`, or undefined when it reads as zeros; for readers (never materialises). */
-  readable(pfn: number): Uint8Array | undefined {
-    const slot = this.slotOf[pfn]! - 1;
-    return slot < 0 ? undefined : this.view(slot);
-  }
-
   /** Copies `len` bytes of `pfn` from byte `off` into `dst` at `dstOff` (zeros if never written). */
   copyOut(pfn: number, off: number, dst: Uint8Array, dstOff: number, len: number): void {
     const slot = this.slotOf[pfn]! - 1;
@@ -74,7 +57,8 @@ export class PageStore {
     if (slot < 0) return;
     this.slotOf[pfn] = 0;
     this.materialised--;
-    this.view(slot).fill(0);
+    const start = (slot & (ARENA_PAGES - 1)) << PAGE_SHIFT;
+    this.arenas[slot >> ARENA_SHIFT]!.fill(0, start, start + PAGE_SIZE);
     if (this.nrFree === this.freeSlots.length) {
       const grown = new Int32Array(this.nrFree * 2);
       grown.set(this.freeSlots);
@@ -93,11 +77,5 @@ export class PageStore {
     const slot = this.nextSlot++;
     if (slot >> ARENA_SHIFT >= this.arenas.length) this.arenas.push(new Uint8Array(ARENA_PAGES * PAGE_SIZE));
     return slot;
-  }
-
-  private view(slot: number): Uint8Array {
-    const arena = this.arenas[slot >> ARENA_SHIFT]!;
-    const start = (slot & (ARENA_PAGES - 1)) << PAGE_SHIFT;
-    return arena.subarray(start, start + PAGE_SIZE);
   }
 }
