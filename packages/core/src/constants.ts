@@ -32,9 +32,17 @@ export const FOLL_LONGTERM = 1 << 8;
 /** Pin for DMA: counted apart from ordinary references; release with `unpinUserPages`. */
 export const FOLL_PIN = 1 << 19;
 
+// mm/internal.h: get_user_pages() and the slow path behind the fast variants add it; a write
+// through a clean entry then marks the folio dirty (follow_page_pte). Internal: never passed in.
+/** Mark the page accessed (and dirty, for FOLL_WRITE) as a CPU access would. */
+export const FOLL_TOUCH = 1 << 16;
+
 /** Every flag bit this model understands. */
 export const FOLL_VALID_MASK =
   FOLL_WRITE | FOLL_GET | FOLL_FORCE | FOLL_NOFAULT | FOLL_ANON | FOLL_LONGTERM | FOLL_PIN;
+
+/** The bits the fast variants accept (gup_fast_fallback): FOLL_ANON, for one, is EINVAL there. */
+export const FOLL_FAST_MASK = FOLL_WRITE | FOLL_GET | FOLL_FORCE | FOLL_NOFAULT | FOLL_LONGTERM | FOLL_PIN;
 
 /** Highest user address + 1 (x86-64 `TASK_SIZE_MAX` with 4-level paging, less the guard page). */
 export const TASK_SIZE_MAX = 2 ** 47 - PAGE_SIZE;

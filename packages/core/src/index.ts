@@ -3,12 +3,12 @@
 
 export {
   PAGE_SIZE, PAGE_SHIFT, MAX_PAGE_ORDER, HPAGE_PMD_ORDER, HPAGE_PMD_NR, GUP_PIN_COUNTING_BIAS, TASK_SIZE_MAX,
-  FOLL_WRITE, FOLL_GET, FOLL_FORCE, FOLL_NOFAULT, FOLL_ANON, FOLL_LONGTERM, FOLL_PIN, FOLL_VALID_MASK,
+  FOLL_WRITE, FOLL_GET, FOLL_FORCE, FOLL_NOFAULT, FOLL_ANON, FOLL_LONGTERM, FOLL_PIN, FOLL_VALID_MASK, FOLL_FAST_MASK,
 } from './constants.js';
 export { IodescError, isIodescError } from './errors.js';
 export { PhysicalMemory } from './mm/memory.js';
 export {
-  PG_DIRTY, PG_LOCKED, PG_HEAD, PG_TAIL, PG_ZERO, PG_BUDDY, PG_ANON, PG_RESERVED, PG_UPTODATE, PG_WRITEBACK, PG_LIVE,
+  PG_DIRTY, PG_LOCKED, PG_HEAD, PG_TAIL, PG_ZERO, PG_BUDDY, PG_ANON, PG_RESERVED, PG_UPTODATE, PG_WRITEBACK, PG_LIVE, PG_ANON_EXCL,
 } from './mm/page-flags.js';
 export { AddressSpace, DEFAULT_RLIMIT_MEMLOCK } from './mm/mm.js';
 export { Vma, VM_READ, VM_WRITE, VM_EXEC, PTE_WRITE, PTE_PMD, PTE_DIRTY } from './mm/vma.js';
@@ -19,7 +19,7 @@ export {
 } from './mm/unpin.js';
 export {
   ibUmemChargePinnedVm, ibUmemUnchargePinnedVm, mmAccountPinnedPages, mmUnaccountPinnedPages, newMmPin,
-  ioAccountMem, ioUnaccountMem,
+  ioAccountMem, ioUnaccountMem, ioRingAccount,
 } from './mm/accounting.js';
 export { leakReport } from './mm/leak.js';
 export { kmallocSize } from './descriptor/kmalloc.js';
@@ -30,7 +30,7 @@ export type { PhysicalMemoryOptions, MemoryStats, LeakEntry } from './mm/memory.
 export type { MmapOptions, UserStruct, AddressSpaceOptions } from './mm/mm.js';
 export type { Prot, Backing } from './mm/vma.js';
 export type { GupOptions } from './mm/gup.js';
-export type { MmPin } from './mm/accounting.js';
+export type { MmPin, IoRingAccount } from './mm/accounting.js';
 export type {
   Segment, Footprint, IoDescriptor, BackendCapabilities, FromPagesOptions, GetUserOptions, PutUserOptions,
   ToFragsResult, DescriptorBackend,

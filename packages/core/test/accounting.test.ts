@@ -24,7 +24,7 @@ describe('ibUmemChargePinnedVm', () => {
     ['onto a charge that stays under', LIMIT_PAGES - 10, 10, true],
   ])('charges pinnedVm %s (have %i, add %i) or throws ENOMEM', (_label, have, add, ok) => {
     const mm = mmWith();
-    ibUmemChargePinnedVm(mm, have);
+    if (have > 0) ibUmemChargePinnedVm(mm, have);
     if (ok) {
       ibUmemChargePinnedVm(mm, add);
       expect(mm.pinnedVm).toBe(have + add);
@@ -46,8 +46,22 @@ describe('ibUmemChargePinnedVm', () => {
     ibUmemChargePinnedVm(mm, 10);
     expectCode(() => ibUmemChargePinnedVm(mm, 1), 'ENOMEM');
     const unl = mmWith({ rlimitMemlock: Infinity });
-    ibUmemChargePinnedVm(unl, 2 ** 40);
-    expect(unl.pinnedVm).toBe(2 ** 40);
+    ibUmemChargePinnedVm(unl, 2 ** 32 - 1);
+    expect(unl.pinnedVm).toBe(2 ** 32 - 1);
+  });
+
+  it('throws EINVAL for 0 pages or more than UINT_MAX (ib_umem_get)', () => {
+    const mm = mmWith({ rlimitMemlock: Infinity });
+    expectCode(() => ibUmemChargePinnedVm(mm, 0), 'EINVAL');
+    expectCode(() => ibUmemChargePinnedVm(mm, 2 ** 32), 'EINVAL');
+    expect(mm.pinnedVm).toBe(0);
+  });
+
+  it('throws EPERM when RLIMIT_MEMLOCK is 0 without CAP_IPC_LOCK (can_do_mlock)', () => {
+    expectCode(() => ibUmemChargePinnedVm(mmWith({ rlimitMemlock: 0 }), 1), 'EPERM');
+    const cap = mmWith({ rlimitMemlock: 0, capIpcLock: true });
+    ibUmemChargePinnedVm(cap, 1);
+    expect(cap.pinnedVm).toBe(1);
   });
 
   it('is undone by ibUmemUnchargePinnedVm, which refuses more than is charged', () => {

@@ -514,9 +514,18 @@ describe('pinUserPagesFast', () => {
     expectCode(() => pinUserPagesFast(mm, TASK_SIZE_MAX - PAGE_SIZE, 2, 0, pageArray(2)), 'EFAULT');
   });
 
-  it('throws EOVERFLOW when the range wraps past 2^53', () => {
+  it('throws EFAULT, not EOVERFLOW, for a range ending past 2^53 (no 64-bit start can wrap there)', () => {
     const { mm } = setup();
-    expectCode(() => pinUserPagesFast(mm, Number.MAX_SAFE_INTEGER, 2, 0, pageArray(2)), 'EOVERFLOW');
+    expectCode(() => pinUserPagesFast(mm, Number.MAX_SAFE_INTEGER, 2, 0, pageArray(2)), 'EFAULT');
+  });
+
+  it.each([
+    ['FOLL_ANON', FOLL_ANON],
+    ['FOLL_ANON | FOLL_WRITE', FOLL_ANON | FOLL_WRITE],
+  ])('rejects %s, a bit gup_fast_fallback does not accept', (_l, flags) => {
+    const { mm } = setup();
+    const addr = mm.mmap(PAGE_SIZE);
+    expectCode(() => pinUserPagesFast(mm, addr, 1, flags, pageArray(1)), 'EINVAL');
   });
 
   it('rejects FOLL_GET', () => {

@@ -6,6 +6,9 @@ import { PAGE_SHIFT } from '../constants.js';
 import { checkInt, fail } from '../errors.js';
 import { AddressSpace, type UserStruct } from './mm.js';
 
+/** ib_umem_get() refuses registrations past UINT_MAX pages. */
+const UINT_MAX = 0xffffffff;
+
 function checkMm(mm: unknown): asserts mm is AddressSpace {
   if (!(mm instanceof AddressSpace)) fail('EINVAL', 'mm must be an AddressSpace');
 }
@@ -15,13 +18,17 @@ function checkMmPin(mmp: unknown): asserts mmp is MmPin {
 }
 
 /**
- * Charges `npages` to `mm.pinnedVm` for an RDMA registration (`ib_umem_get`): ENOMEM when the
- * new total passes RLIMIT_MEMLOCK, unless the process has CAP_IPC_LOCK. Nothing is charged on
- * failure. Undo with `ibUmemUnchargePinnedVm`.
+ * Charges `npages` to `mm.pinnedVm` for an RDMA registration (`ib_umem_get`): EPERM when
+ * RLIMIT_MEMLOCK is 0 without CAP_IPC_LOCK (`can_do_mlock`), EINVAL for 0 pages or more than
+ * UINT_MAX, ENOMEM when the new total passes the limit, unless the process has CAP_IPC_LOCK
+ * (then it is charged all the same). Nothing is charged on failure. Undo with
+ * `ibUmemUnchargePinnedVm`.
  */
 export function ibUmemChargePinnedVm(mm: AddressSpace, npages: number): void {
   checkMm(mm);
   checkInt('npages', npages);
+  if (mm.rlimitMemlock === 0 && !mm.capIpcLock) fail('EPERM', 'RLIMIT_MEMLOCK is 0 and the process lacks CAP_IPC_LOCK');
+  if (npages === 0 || npages > UINT_MAX) fail('EINVAL', `an RDMA registration of ${npages} pages`);
   const total = mm.pinnedVm + npages;
   if (total > mm.memlockLimitPages && !mm.capIpcLock) {
     fail('ENOMEM', `pinned_vm would be ${total} pages, over RLIMIT_MEMLOCK (${mm.memlockLimitPages} pages)`);
@@ -74,30 +81,53 @@ export function mmUnaccountPinnedPages(mmp: MmPin): void {
   mmp.numPg = 0;
 }
 
-/**
- * Charges `nrPages` for io_uring buffer registration (`io_account_mem`): the user's `lockedVm`
- * against RLIMIT_MEMLOCK (ENOMEM past it; not charged at all with CAP_IPC_LOCK, as the ring
- * then has no user to charge), and `mm.pinnedVm`, which has no limit here.
- */
-export function ioAccountMem(mm: AddressSpace, nrPages: number): void {
+/** Whom an io_uring instance charges, fixed when the ring is created (`io_uring_create`). */
+export interface IoRingAccount {
+  /** The user charged against RLIMIT_MEMLOCK: none when the creator had CAP_IPC_LOCK. */
+  user: UserStruct | undefined;
+  /** The address space whose `pinnedVm` grows (`ctx->mm_account`). */
+  mmAccount: AddressSpace;
+}
+
+/** The accounting of a ring created now by `mm`'s process. */
+export function ioRingAccount(mm: AddressSpace): IoRingAccount {
   checkMm(mm);
+  return { user: mm.capIpcLock ? undefined : mm.user, mmAccount: mm };
+}
+
+function ringOf(ctx: IoRingAccount | AddressSpace): IoRingAccount {
+  if (ctx instanceof AddressSpace) return ioRingAccount(ctx);
+  if (typeof ctx !== 'object' || ctx === null || !(ctx.mmAccount instanceof AddressSpace)) fail('EINVAL', 'ctx must be an IoRingAccount or an AddressSpace');
+  return ctx;
+}
+
+/**
+ * Charges `nrPages` for io_uring buffer registration (`io_account_mem`): the ring's user's
+ * `lockedVm` against RLIMIT_MEMLOCK (ENOMEM past it; a ring made with CAP_IPC_LOCK has no user
+ * and charges none; an unlimited limit still counts), and `pinnedVm`, which has no limit. The
+ * caller counts a huge folio once, as io_buffer_account_pin() does. `ctx` may be an
+ * AddressSpace, standing for a ring created by it just now.
+ */
+export function ioAccountMem(ctx: IoRingAccount | AddressSpace, nrPages: number): void {
+  const ring = ringOf(ctx);
   checkInt('nrPages', nrPages);
   if (nrPages === 0) return;
-  if (!mm.capIpcLock) {
-    const total = mm.user.lockedVm + nrPages;
-    if (total > mm.memlockLimitPages) fail('ENOMEM', `locked_vm would be ${total} pages, over RLIMIT_MEMLOCK (${mm.memlockLimitPages} pages)`);
-    mm.user.lockedVm = total;
+  if (ring.user !== undefined) {
+    const total = ring.user.lockedVm + nrPages;
+    const limit = ring.mmAccount.memlockLimitPages;
+    if (total > limit) fail('ENOMEM', `locked_vm would be ${total} pages, over RLIMIT_MEMLOCK (${limit} pages)`);
+    ring.user.lockedVm = total;
   }
-  mm.pinnedVm += nrPages;
+  ring.mmAccount.pinnedVm += nrPages;
 }
 
 /** Undoes `ioAccountMem` (`io_unaccount_mem`). EINVAL if more than is charged. */
-export function ioUnaccountMem(mm: AddressSpace, nrPages: number): void {
-  checkMm(mm);
-  checkInt('nrPages', nrPages, 0, mm.pinnedVm);
-  if (!mm.capIpcLock) {
-    if (nrPages > mm.user.lockedVm) fail('EINVAL', `io_unaccount_mem of ${nrPages} pages, only ${mm.user.lockedVm} charged`);
-    mm.user.lockedVm -= nrPages;
+export function ioUnaccountMem(ctx: IoRingAccount | AddressSpace, nrPages: number): void {
+  const ring = ringOf(ctx);
+  checkInt('nrPages', nrPages, 0, ring.mmAccount.pinnedVm);
+  if (ring.user !== undefined) {
+    if (nrPages > ring.user.lockedVm) fail('EINVAL', `io_unaccount_mem of ${nrPages} pages, only ${ring.user.lockedVm} charged`);
+    ring.user.lockedVm -= nrPages;
   }
-  mm.pinnedVm -= nrPages;
+  ring.mmAccount.pinnedVm -= nrPages;
 }

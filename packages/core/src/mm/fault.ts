@@ -4,7 +4,7 @@
 import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SIZE } from '../constants.js';
 import { fail } from '../errors.js';
 import type { PhysicalMemory } from './memory.js';
-import { PG_ZERO } from './page-flags.js';
+import { PG_ANON_EXCL, PG_DIRTY, PG_ZERO } from './page-flags.js';
 import { PTE_DIRTY, PTE_PMD, PTE_WRITE, VM_WRITE, type Vma } from './vma.js';
 
 const PMD_SIZE = HPAGE_PMD_NR * PAGE_SIZE;
@@ -25,8 +25,9 @@ export function handleFault(memory: PhysicalMemory, vma: Vma, i: number, kind: n
   const entry = vma.pt[i]!;
   const isZero = entry !== 0 && (memory.flags[entry - 1]! & PG_ZERO) !== 0;
   if (entry !== 0 && !isZero) {
-    // present and our own (exclusive anon): a write fault reuses it (wp_page_reuse)
-    if (kind === FAULT_WRITE) vma.pte[i] = vma.pte[i]! | PTE_DIRTY | (vma.vmFlags & VM_WRITE ? PTE_WRITE : 0);
+    // present and our own (exclusive anon): a write fault on a writable VMA reuses it
+    // (wp_page_reuse); under FOLL_FORCE on a read-only one the entry stays as it is
+    if (kind === FAULT_WRITE && vma.vmFlags & VM_WRITE) vma.pte[i] = vma.pte[i]! | PTE_DIRTY | PTE_WRITE;
     return;
   }
   if (kind === FAULT_READ && !vma.shared) {
@@ -35,8 +36,9 @@ export function handleFault(memory: PhysicalMemory, vma: Vma, i: number, kind: n
     return;
   }
   if (vma.thp && tryHugeFault(memory, vma, i, kind)) return;
-  const pfn = memory.allocFolio(0);
+  const pfn = memory.allocFolio(0, !vma.shared);
   if (pfn < 0) fail('ENOMEM', `out of memory faulting in ${hex(vma.start + i * PAGE_SIZE)}`);
+  if (!vma.shared) memory.flags[pfn] = memory.flags[pfn]! | PG_ANON_EXCL;
   memory.mapcount[pfn] = 1;
   vma.pt[i] = pfn + 1;
   vma.pte[i] = entryBits(vma, kind);
@@ -53,9 +55,11 @@ function tryHugeFault(memory: PhysicalMemory, vma: Vma, i: number, kind: number)
     const e = vma.pt[j]!;
     if (e !== 0 && !(memory.flags[e - 1]! & PG_ZERO)) return false;
   }
-  const head = memory.allocFolio(HPAGE_PMD_ORDER);
+  const head = memory.allocFolio(HPAGE_PMD_ORDER, !vma.shared);
   if (head < 0) return false;
-  const bits = PTE_PMD | entryBits(vma, kind);
+  if (!vma.shared) memory.flags[head] = memory.flags[head]! | PG_ANON_EXCL;
+  // map_anon_folio_pmd(): a new huge entry is always dirty, and writable when the VMA is
+  const bits = PTE_PMD | PTE_DIRTY | (vma.vmFlags & VM_WRITE ? PTE_WRITE : 0);
   for (let j = 0; j < HPAGE_PMD_NR; j++) {
     vma.pt[first + j] = head + j + 1;
     vma.pte[first + j] = bits;
@@ -103,12 +107,12 @@ export function zapRange(memory: PhysicalMemory, vma: Vma, from: number, to: num
   }
 }
 
-// A new entry is writable when the VMA is and the fault was a write (or the mapping is shared);
-// a write fault also marks it dirty. A FOLL_FORCE write into a read-only private mapping thus
-// gets a dirty, read-only copy, as the kernel's COW under FOLL_FORCE does.
+// do_anonymous_page(): a new entry is writable when the VMA is and the fault was a write (or the
+// mapping is shared), and dirty when it was a write on a writable VMA. A FOLL_FORCE write into
+// a read-only private mapping gets a clean, read-only, exclusive copy.
 function entryBits(vma: Vma, kind: number): number {
-  const writable = vma.vmFlags & VM_WRITE && (kind === FAULT_WRITE || vma.shared);
-  return (writable ? PTE_WRITE : 0) | (kind === FAULT_WRITE ? PTE_DIRTY : 0);
+  if (!(vma.vmFlags & VM_WRITE)) return 0;
+  return (kind === FAULT_WRITE || vma.shared ? PTE_WRITE : 0) | (kind === FAULT_WRITE ? PTE_DIRTY : 0);
 }
 
 /**
@@ -126,6 +130,8 @@ function splitPmdAt(memory: PhysicalMemory, vma: Vma, i: number): void {
   const first = i - pmdOffset(vma, i);
   const head = memory.folioHead(vma.pt[first]! - 1);
   memory.folioRefAdd(head, HPAGE_PMD_NR - 1);
+  // __split_huge_pmd_locked(): a dirty PMD hands its dirty bit to the folio
+  if (vma.pte[first]! & PTE_DIRTY) memory.flags[head] = memory.flags[head]! | PG_DIRTY;
   for (let j = first; j < first + HPAGE_PMD_NR; j++) vma.pte[j] = vma.pte[j]! & ~PTE_PMD;
 }
 

@@ -2,14 +2,14 @@
 // walk an address range, fault pages in, take a reference or a pin on each, fill a PFN array.
 
 import {
-  FOLL_ANON, FOLL_FORCE, FOLL_GET, FOLL_LONGTERM, FOLL_NOFAULT, FOLL_PIN, FOLL_VALID_MASK, FOLL_WRITE,
+  FOLL_ANON, FOLL_FAST_MASK, FOLL_FORCE, FOLL_GET, FOLL_LONGTERM, FOLL_NOFAULT, FOLL_PIN, FOLL_TOUCH, FOLL_VALID_MASK, FOLL_WRITE,
   GUP_PIN_COUNTING_BIAS, HPAGE_PMD_NR, PAGE_SIZE, TASK_SIZE_MAX,
 } from '../constants.js';
 import { checkInt, checkPageArray, fail, IodescError, type Errno } from '../errors.js';
 import { FAULT_READ, FAULT_UNSHARE, FAULT_WRITE, handleFault } from './fault.js';
 import type { PhysicalMemory } from './memory.js';
 import { AddressSpace } from './mm.js';
-import { PG_ZERO } from './page-flags.js';
+import { PG_ANON_EXCL, PG_DIRTY, PG_ZERO } from './page-flags.js';
 import { PTE_DIRTY, PTE_PMD, PTE_WRITE, VM_READ, VM_WRITE, type Vma } from './vma.js';
 
 /** Options every acquiring call takes. */
@@ -32,7 +32,7 @@ const INT32_MAX = 0x7fffffff;
  * Cost: O(nrPages), one store per page; a 2 MiB folio is grabbed once.
  */
 export function getUserPages(mm: AddressSpace, start: number, nrPages: number, gupFlags: number, pages: Uint32Array, opts?: GupOptions): number {
-  const flags = checkGupArgs(mm, start, nrPages, gupFlags, pages, gupFlags & FOLL_PIN ? 0 : FOLL_GET);
+  const flags = checkGupArgs(mm, start, nrPages, gupFlags, pages, gupFlags & FOLL_PIN ? FOLL_TOUCH : FOLL_GET | FOLL_TOUCH);
   return gupSlow(mm, pageAlign(start), nrPages, flags, pages, 0, ownerOf(mm, opts));
 }
 
@@ -52,24 +52,24 @@ export function pinUserPages(mm: AddressSpace, start: number, nrPages: number, g
  * top of user space, EOVERFLOW when it wraps.
  */
 export function pinUserPagesFast(mm: AddressSpace, start: number, nrPages: number, gupFlags: number, pages: Uint32Array, opts?: GupOptions): number {
-  const flags = checkGupArgs(mm, start, nrPages, gupFlags, pages, FOLL_PIN);
+  const flags = checkGupArgs(mm, start, nrPages, gupFlags, pages, FOLL_PIN, FOLL_FAST_MASK);
   return gupFast(mm, start, nrPages, flags, pages, ownerOf(mm, opts));
 }
 
 /** `get_user_pages_fast`: as `pinUserPagesFast` with FOLL_GET references. */
 export function getUserPagesFast(mm: AddressSpace, start: number, nrPages: number, gupFlags: number, pages: Uint32Array, opts?: GupOptions): number {
-  const flags = checkGupArgs(mm, start, nrPages, gupFlags, pages, FOLL_GET);
+  const flags = checkGupArgs(mm, start, nrPages, gupFlags, pages, FOLL_GET, FOLL_FAST_MASK);
   return gupFast(mm, start, nrPages, flags, pages, ownerOf(mm, opts));
 }
 
 // is_valid_gup_args(): known bits only, FOLL_GET xor FOLL_PIN, FOLL_LONGTERM only when pinning.
-function checkGupArgs(mm: unknown, start: number, nrPages: number, gupFlags: number, pages: unknown, toSet: number): number {
+function checkGupArgs(mm: unknown, start: number, nrPages: number, gupFlags: number, pages: unknown, toSet: number, allowed = FOLL_VALID_MASK): number {
   if (!(mm instanceof AddressSpace)) fail('EINVAL', 'mm must be an AddressSpace');
   checkInt('start', start);
   checkInt('nrPages', nrPages, 0, INT32_MAX);
   checkInt('gupFlags', gupFlags, 0, INT32_MAX);
   checkPageArray('pages', pages, nrPages);
-  if (gupFlags & ~FOLL_VALID_MASK) fail('EINVAL', `unknown gup flag bits 0x${(gupFlags & ~FOLL_VALID_MASK).toString(16)}`);
+  if (gupFlags & ~allowed) fail('EINVAL', `gup flag bits 0x${(gupFlags & ~allowed).toString(16)} are not accepted here`);
   const flags = gupFlags | toSet;
   if ((flags & (FOLL_GET | FOLL_PIN)) === (FOLL_GET | FOLL_PIN)) fail('EINVAL', 'FOLL_GET and FOLL_PIN are mutually exclusive');
   if (flags & FOLL_LONGTERM && !(flags & FOLL_PIN)) fail('EINVAL', 'FOLL_LONGTERM is only valid with FOLL_PIN');
@@ -90,13 +90,13 @@ function pageAlign(addr: number): number {
 function gupFast(mm: AddressSpace, start: number, nrPages: number, flags: number, pages: Uint32Array, owner: number): number {
   const addr = pageAlign(start);
   const end = addr + nrPages * PAGE_SIZE;
-  if (!Number.isSafeInteger(end)) fail('EOVERFLOW', `range ${start} + ${nrPages} pages overflows`);
+  // no start below 2^53 wraps 64 bits, so the kernel's -EOVERFLOW cannot arise: only -EFAULT
   if (end > TASK_SIZE_MAX) fail('EFAULT', `range ends at 0x${end.toString(16)}, past the top of user space`);
   if (nrPages === 0) return 0;
   const done = walk(mm, addr, nrPages, flags, pages, 0, owner, true);
   if (done === nrPages) return done;
   try {
-    return done + gupSlow(mm, addr + done * PAGE_SIZE, nrPages - done, flags, pages, done, owner);
+    return done + gupSlow(mm, addr + done * PAGE_SIZE, nrPages - done, flags | FOLL_TOUCH, pages, done, owner);
   } catch (e) {
     if (done > 0 && e instanceof IodescError) return done;
     throw e;
@@ -142,7 +142,10 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
         break outer;
       }
       // follow_page_mask(), faulting until the entry allows the access (faultin_page + retry)
+      let tries = 0;
       for (let fault = neededFault(mem, pt[idx]!, pte[idx]!, vma, flags); fault >= 0; fault = neededFault(mem, pt[idx]!, pte[idx]!, vma, flags)) {
+        // one fault resolves any entry; a second that changes nothing would loop for ever
+        if (++tries > 2) throw new Error(`gup: fault ${fault} at 0x${((base + idx) * PAGE_SIZE).toString(16)} made no progress`);
         if (fastOnly) return i;
         if (flags & FOLL_NOFAULT) {
           err = 'EFAULT';
@@ -159,6 +162,11 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
         }
       }
       const pfn = pt[idx]! - 1;
+      // follow_page_pte() under FOLL_TOUCH: a write through a clean entry dirties the folio
+      if (flags & FOLL_TOUCH && flags & FOLL_WRITE && !(pte[idx]! & PTE_DIRTY)) {
+        const h = mem.folioHead(pfn);
+        mem.flags[h] = mem.flags[h]! | PG_DIRTY;
+      }
       let increm = 1;
       if (pte[idx]! & PTE_PMD) {
         // one PMD entry covers the rest of its 2 MiB: grab those pages in one go...
@@ -187,7 +195,8 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
 
 // check_vma_flags(): '' when the access is allowed, else why not.
 function checkVmaFlags(vma: Vma, flags: number): string {
-  if (flags & FOLL_ANON && vma.backing !== 'anon') return 'FOLL_ANON on a file mapping';
+  // vma_is_anonymous(): shared anonymous memory is shmem, not anonymous
+  if (flags & FOLL_ANON && (vma.backing !== 'anon' || vma.shared)) return 'FOLL_ANON on a file or shmem mapping';
   if (flags & FOLL_WRITE) {
     if (!(vma.vmFlags & VM_WRITE)) {
       if (!(flags & FOLL_FORCE)) return `FOLL_WRITE on a '${vma.prot}' mapping at 0x${vma.start.toString(16)}`;
@@ -205,9 +214,11 @@ function neededFault(mem: PhysicalMemory, e: number, bits: number, vma: Vma, fla
   if (e === 0) return flags & FOLL_WRITE ? FAULT_WRITE : FAULT_READ;
   const zero = (mem.flags[e - 1]! & PG_ZERO) !== 0;
   if (flags & FOLL_WRITE) {
-    // can_follow_write_pte(): a writable entry, or under FOLL_FORCE our own COW'd page
-    if (zero || !(bits & PTE_WRITE || (flags & FOLL_FORCE && bits & PTE_DIRTY))) return FAULT_WRITE;
-    return -1;
+    // can_follow_write_pte(): a writable entry, or under FOLL_FORCE in a read-only private
+    // mapping an exclusive anonymous page (COW already broken)
+    if (bits & PTE_WRITE) return -1;
+    const forced = flags & FOLL_FORCE && !vma.shared && !(vma.vmFlags & VM_WRITE) && mem.flags[mem.folioHead(e - 1)]! & PG_ANON_EXCL;
+    return forced && !zero ? -1 : FAULT_WRITE;
   }
   // gup_must_unshare(): a long-term read-only pin must not pin the shared zero page of a COW mapping
   if (zero && flags & FOLL_PIN && flags & FOLL_LONGTERM && vma.isCow) return FAULT_UNSHARE;

@@ -78,7 +78,9 @@ export class AddressSpace {
    * no gap of that size is left.
    */
   mmap(length: number, opts: MmapOptions = {}): number {
-    checkInt('length', length, 1, TASK_SIZE_MAX);
+    checkInt('length', length, 1);
+    // get_unmapped_area(): a length past TASK_SIZE can never fit
+    if (length > TASK_SIZE_MAX) fail('ENOMEM', `mmap of ${length} bytes exceeds the user address space`);
     const prot = opts.prot ?? 'rw';
     const vmFlags = Object.hasOwn(PROTS, prot) ? PROTS[prot] : undefined;
     if (vmFlags === undefined) fail('EINVAL', `prot must be 'r', 'rw', 'rx' or 'rwx', got ${String(prot)}`);
@@ -113,9 +115,11 @@ export class AddressSpace {
    */
   munmap(addr: number, length: number): void {
     checkInt('addr', addr, 0, TASK_SIZE_MAX);
-    checkInt('length', length, 1, TASK_SIZE_MAX);
+    checkInt('length', length, 1);
     if (addr % PAGE_SIZE !== 0) fail('EINVAL', `munmap address ${hex(addr)} is not page aligned`);
-    const end = Math.min(addr + Math.ceil(length / PAGE_SIZE) * PAGE_SIZE, TASK_SIZE_MAX);
+    // do_vmi_munmap(): a range running past TASK_SIZE is EINVAL
+    if (length > TASK_SIZE_MAX - addr) fail('EINVAL', `munmap range ${hex(addr)} + ${length} runs past the top of user space`);
+    const end = addr + Math.ceil(length / PAGE_SIZE) * PAGE_SIZE;
     for (let k = 0; k < this.vmas.length; k++) {
       let vma = this.vmas[k]!;
       if (vma.end <= addr) continue;

@@ -22,3 +22,5 @@ export const PG_UPTODATE = 1 << 8;
 export const PG_WRITEBACK = 1 << 9;
 /** Model-only: the frame belongs to an allocated folio (cleared when it returns to the buddy lists). */
 export const PG_LIVE = 1 << 15;
+/** An anonymous page mapped by exactly one process, safe to write without COW (`PageAnonExclusive`). */
+export const PG_ANON_EXCL = 1 << 10;

@@ -111,13 +111,27 @@ function releasePins(mem: PhysicalMemory, pages: Uint32Array, n: number, makeDir
     }
     i += nr;
   }
+  // Dirty every folio first, then free: a folio named again further on must still be a folio
+  // when that later group is read (gup_put_folio frees only at the last put).
+  let freeable = 0;
   for (i = 0; i < n; ) {
     const nr = groupAt(mem, pages, n, i);
     const head = mem.folioHead(pages[i]!);
     i += nr;
+    if (makeDirty) mem.flags[head] = mem.flags[head]! | PG_DIRTY; // folio_mark_dirty, the zero page too
     if (mem.flags[head]! & PG_ZERO) continue;
     mem.stats.nrFollPinReleased += nr;
-    if (makeDirty) mem.flags[head] = mem.flags[head]! | PG_DIRTY; // folio_mark_dirty
+    if (mem.refcount[head] === 0) freeable++;
+  }
+  if (freeable === 0) return;
+  for (i = 0; i < n; ) {
+    const nr = groupAt(mem, pages, n, i);
+    if (nr < 0) {
+      i++; // a folio freed at an earlier group of this batch
+      continue;
+    }
+    const head = mem.folioHead(pages[i]!);
+    i += nr;
     mem.freeIfUnreferenced(head);
   }
 }
