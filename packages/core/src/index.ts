@@ -8,7 +8,7 @@ export {
 export { IodescError, isIodescError } from './errors.js';
 export { PhysicalMemory } from './mm/memory.js';
 export {
-  PG_DIRTY, PG_LOCKED, PG_HEAD, PG_TAIL, PG_ZERO, PG_BUDDY, PG_ANON, PG_RESERVED, PG_UPTODATE, PG_WRITEBACK, PG_LIVE, PG_ANON_EXCL,
+  PG_DIRTY, PG_LOCKED, PG_HEAD, PG_TAIL, PG_ZERO, PG_BUDDY, PG_ANON, PG_RESERVED, PG_UPTODATE, PG_WRITEBACK, PG_LIVE, PG_ANON_EXCL, PG_HUGE_ZERO, PG_ANY_ZERO,
 } from './mm/page-flags.js';
 export { AddressSpace, DEFAULT_RLIMIT_MEMLOCK } from './mm/mm.js';
 export { Vma, VM_READ, VM_WRITE, VM_EXEC, PTE_WRITE, PTE_PMD, PTE_DIRTY } from './mm/vma.js';

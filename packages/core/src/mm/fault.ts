@@ -4,7 +4,7 @@
 import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SIZE } from '../constants.js';
 import { fail } from '../errors.js';
 import type { PhysicalMemory } from './memory.js';
-import { PG_ANON_EXCL, PG_DIRTY, PG_ZERO } from './page-flags.js';
+import { PG_ANON_EXCL, PG_ANY_ZERO, PG_DIRTY, PG_HUGE_ZERO } from './page-flags.js';
 import { PTE_DIRTY, PTE_PMD, PTE_WRITE, VM_WRITE, type Vma } from './vma.js';
 
 const PMD_SIZE = HPAGE_PMD_NR * PAGE_SIZE;
@@ -23,19 +23,22 @@ export const FAULT_UNSHARE = 2;
  */
 export function handleFault(memory: PhysicalMemory, vma: Vma, i: number, kind: number): void {
   const entry = vma.pt[i]!;
-  const isZero = entry !== 0 && (memory.flags[entry - 1]! & PG_ZERO) !== 0;
-  if (entry !== 0 && !isZero) {
+  const zeroLike = entry !== 0 && (memory.flags[entry - 1]! & PG_ANY_ZERO) !== 0;
+  if (entry !== 0 && !zeroLike) {
     // present and our own (exclusive anon): a write fault on a writable VMA reuses it
     // (wp_page_reuse); under FOLL_FORCE on a read-only one the entry stays as it is
     if (kind === FAULT_WRITE && vma.vmFlags & VM_WRITE) vma.pte[i] = vma.pte[i]! | PTE_DIRTY | PTE_WRITE;
     return;
   }
   if (kind === FAULT_READ && !vma.shared) {
+    if (entry === 0 && vma.thp && mapHugeZero(memory, vma, i)) return;
     vma.pt[i] = memory.zeroPfn + 1;
     vma.pte[i] = 0;
     return;
   }
   if (vma.thp && tryHugeFault(memory, vma, i, kind)) return;
+  // a huge zero PMD that cannot become a THP falls back to small entries (do_huge_pmd_wp_page)
+  if (zeroLike && vma.pte[i]! & PTE_PMD) splitPmdAt(memory, vma, i);
   const pfn = memory.allocFolio(0, !vma.shared);
   if (pfn < 0) fail('ENOMEM', `out of memory faulting in ${hex(vma.start + i * PAGE_SIZE)}`);
   if (!vma.shared) memory.flags[pfn] = memory.flags[pfn]! | PG_ANON_EXCL;
@@ -44,16 +47,38 @@ export function handleFault(memory: PhysicalMemory, vma: Vma, i: number, kind: n
   vma.pte[i] = entryBits(vma, kind);
 }
 
-// do_huge_pmd_anonymous_page(): one order-9 folio behind one PMD entry, refcount 1, each page
-// mapped once. Falls back to small pages when the range is not eligible or no folio is free.
+// Index of the first page of the aligned 2 MiB holding page `i`, or -1 when that range does
+// not lie wholly inside the VMA (no PMD can map it).
+function pmdRangeStart(vma: Vma, i: number): number {
+  const hstart = Math.floor((vma.start + i * PAGE_SIZE) / PMD_SIZE) * PMD_SIZE;
+  if (hstart < vma.start || hstart + PMD_SIZE > vma.end) return -1;
+  return (hstart - vma.start) / PAGE_SIZE;
+}
+
+// do_huge_pmd_anonymous_page() on a read: an empty 2 MiB range gets the huge zero folio behind
+// one read-only PMD, with no reference or mapcount taken (the folio is the kernel's own).
+function mapHugeZero(memory: PhysicalMemory, vma: Vma, i: number): boolean {
+  const first = pmdRangeStart(vma, i);
+  if (first < 0) return false;
+  for (let j = first; j < first + HPAGE_PMD_NR; j++) if (vma.pt[j] !== 0) return false;
+  const hz = memory.hugeZeroFolio();
+  if (hz < 0) return false;
+  for (let j = 0; j < HPAGE_PMD_NR; j++) {
+    vma.pt[first + j] = hz + j + 1;
+    vma.pte[first + j] = PTE_PMD;
+  }
+  return true;
+}
+
+// do_huge_pmd_anonymous_page() / do_huge_zero_wp_pmd(): one order-9 folio behind one PMD entry,
+// refcount 1, each page mapped once. Falls back to small pages when the range is not eligible
+// (a page of its own is already mapped there) or no folio is free.
 function tryHugeFault(memory: PhysicalMemory, vma: Vma, i: number, kind: number): boolean {
-  const addr = vma.start + i * PAGE_SIZE;
-  const hstart = Math.floor(addr / PMD_SIZE) * PMD_SIZE;
-  if (hstart < vma.start || hstart + PMD_SIZE > vma.end) return false;
-  const first = (hstart - vma.start) / PAGE_SIZE;
+  const first = pmdRangeStart(vma, i);
+  if (first < 0) return false;
   for (let j = first; j < first + HPAGE_PMD_NR; j++) {
     const e = vma.pt[j]!;
-    if (e !== 0 && !(memory.flags[e - 1]! & PG_ZERO)) return false;
+    if (e !== 0 && !(memory.flags[e - 1]! & PG_ANY_ZERO)) return false;
   }
   const head = memory.allocFolio(HPAGE_PMD_ORDER, !vma.shared);
   if (head < 0) return false;
@@ -84,7 +109,7 @@ export function zapRange(memory: PhysicalMemory, vma: Vma, from: number, to: num
       continue;
     }
     const pfn = e - 1;
-    if (memory.flags[pfn]! & PG_ZERO) {
+    if (memory.flags[pfn]! & PG_ANY_ZERO) {
       vma.pt[i] = 0;
       vma.pte[i++] = 0;
       continue;
@@ -129,6 +154,12 @@ export function splitHugePmdAt(memory: PhysicalMemory, vma: Vma, i: number): voi
 function splitPmdAt(memory: PhysicalMemory, vma: Vma, i: number): void {
   const first = i - pmdOffset(vma, i);
   const head = memory.folioHead(vma.pt[first]! - 1);
+  if (memory.flags[head]! & PG_HUGE_ZERO) {
+    // __split_huge_zero_page_pmd(): small zero-page entries in its place
+    vma.pt.fill(memory.zeroPfn + 1, first, first + HPAGE_PMD_NR);
+    vma.pte.fill(0, first, first + HPAGE_PMD_NR);
+    return;
+  }
   memory.folioRefAdd(head, HPAGE_PMD_NR - 1);
   // __split_huge_pmd_locked(): a dirty PMD hands its dirty bit to the folio
   if (vma.pte[first]! & PTE_DIRTY) memory.flags[head] = memory.flags[head]! | PG_DIRTY;

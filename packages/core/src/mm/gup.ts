@@ -9,7 +9,7 @@ import { checkInt, checkPageArray, fail, IodescError, type Errno } from '../erro
 import { FAULT_READ, FAULT_UNSHARE, FAULT_WRITE, handleFault } from './fault.js';
 import type { PhysicalMemory } from './memory.js';
 import { AddressSpace } from './mm.js';
-import { PG_ANON_EXCL, PG_DIRTY, PG_ZERO } from './page-flags.js';
+import { PG_ANON_EXCL, PG_ANY_ZERO, PG_DIRTY, PG_ZERO } from './page-flags.js';
 import { PTE_DIRTY, PTE_PMD, PTE_WRITE, VM_READ, VM_WRITE, type Vma } from './vma.js';
 
 /** Options every acquiring call takes. */
@@ -212,7 +212,7 @@ function checkVmaFlags(vma: Vma, flags: number): string {
 // may follow it, or -1 for none.
 function neededFault(mem: PhysicalMemory, e: number, bits: number, vma: Vma, flags: number): number {
   if (e === 0) return flags & FOLL_WRITE ? FAULT_WRITE : FAULT_READ;
-  const zero = (mem.flags[e - 1]! & PG_ZERO) !== 0;
+  const zero = (mem.flags[e - 1]! & PG_ANY_ZERO) !== 0;
   if (flags & FOLL_WRITE) {
     // can_follow_write_pte(): a writable entry, or under FOLL_FORCE in a read-only private
     // mapping an exclusive anonymous page (COW already broken)
@@ -220,7 +220,7 @@ function neededFault(mem: PhysicalMemory, e: number, bits: number, vma: Vma, fla
     const forced = flags & FOLL_FORCE && !vma.shared && !(vma.vmFlags & VM_WRITE) && mem.flags[mem.folioHead(e - 1)]! & PG_ANON_EXCL;
     return forced && !zero ? -1 : FAULT_WRITE;
   }
-  // gup_must_unshare(): a long-term read-only pin must not pin the shared zero page of a COW mapping
+  // gup_must_unshare(): a long-term read-only pin must not pin either zero page of a COW mapping
   if (zero && flags & FOLL_PIN && flags & FOLL_LONGTERM && vma.isCow) return FAULT_UNSHARE;
   return -1;
 }

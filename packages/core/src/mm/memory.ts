@@ -1,11 +1,11 @@
 // Physical memory: page frames with their metadata in typed arrays, a buddy allocator
 // (mm/page_alloc.c), the shuffle of mm/shuffle.c for seeded fragmentation, and real bytes.
 
-import { MAX_PAGE_ORDER, PAGE_SHIFT, PAGE_SIZE } from '../constants.js';
+import { HPAGE_PMD_ORDER, MAX_PAGE_ORDER, PAGE_SHIFT, PAGE_SIZE } from '../constants.js';
 import { checkInt, fail } from '../errors.js';
 import { PageStore } from './page-store.js';
 import { splitmix32 } from './prng.js';
-import { PG_ANON, PG_BUDDY, PG_DIRTY, PG_HEAD, PG_LIVE, PG_RESERVED, PG_TAIL, PG_UPTODATE, PG_ZERO } from './page-flags.js';
+import { PG_ANON, PG_BUDDY, PG_DIRTY, PG_HEAD, PG_HUGE_ZERO, PG_LIVE, PG_RESERVED, PG_TAIL, PG_UPTODATE, PG_ZERO } from './page-flags.js';
 
 /** Options for `new PhysicalMemory`. */
 export interface PhysicalMemoryOptions {
@@ -49,6 +49,8 @@ export class PhysicalMemory {
   readonly bytes: number;
   /** The shared zero page's PFN. */
   readonly zeroPfn = 0;
+  /** Head of the huge zero folio once a THP read fault has needed it, else -1. */
+  hugeZeroPfn = -1;
   readonly refcount: Int32Array;
   readonly pins: Int32Array;
   readonly gets: Int32Array;
@@ -165,6 +167,18 @@ export class PhysicalMemory {
     this.refcount[head] = 1;
     this.stats.folioAllocs++;
     return head;
+  }
+
+  /**
+   * The huge zero folio's head PFN, allocated on first use as `get_huge_zero_folio()` does and
+   * kept for good; -1 when no order-9 block is free (the fault then falls back to small pages).
+   */
+  hugeZeroFolio(): number {
+    if (this.hugeZeroPfn >= 0) return this.hugeZeroPfn;
+    const head = this.allocFolio(HPAGE_PMD_ORDER, false);
+    if (head < 0) return -1;
+    for (let p = head; p < head + (1 << HPAGE_PMD_ORDER); p++) this.flags[p] = this.flags[p]! | PG_HUGE_ZERO | PG_RESERVED;
+    return (this.hugeZeroPfn = head);
   }
 
   /**

@@ -5,7 +5,7 @@ import { HPAGE_PMD_NR, PAGE_SIZE, TASK_SIZE_MAX } from '../constants.js';
 import { checkBool, checkInt, fail, type Errno } from '../errors.js';
 import { FAULT_READ, FAULT_WRITE, handleFault, splitHugePmdAt, zapRange } from './fault.js';
 import { PhysicalMemory } from './memory.js';
-import { PG_ZERO } from './page-flags.js';
+import { PG_ANY_ZERO } from './page-flags.js';
 import { PTE_DIRTY, PTE_WRITE, VM_EXEC, VM_READ, VM_WRITE, Vma, type Backing, type Prot } from './vma.js';
 
 const PMD_SIZE = HPAGE_PMD_NR * PAGE_SIZE;
@@ -226,7 +226,7 @@ export class AddressSpace {
       const off = a - vma.start - i * PAGE_SIZE;
       const n = Math.min(length - done, PAGE_SIZE - off);
       if (write) {
-        if (vma.pt[i] === 0 || !(vma.pte[i]! & PTE_WRITE) || mem.flags[vma.pt[i]! - 1]! & PG_ZERO) handleFault(mem, vma, i, FAULT_WRITE);
+        if (vma.pt[i] === 0 || !(vma.pte[i]! & PTE_WRITE) || mem.flags[vma.pt[i]! - 1]! & PG_ANY_ZERO) handleFault(mem, vma, i, FAULT_WRITE);
         vma.pte[i] = vma.pte[i]! | PTE_DIRTY;
         mem.store.copyIn(vma.pt[i]! - 1, off, buf, done, n);
       } else {

@@ -24,3 +24,7 @@ export const PG_WRITEBACK = 1 << 9;
 export const PG_LIVE = 1 << 15;
 /** An anonymous page mapped by exactly one process, safe to write without COW (`PageAnonExclusive`). */
 export const PG_ANON_EXCL = 1 << 10;
+/** A page of the huge zero folio, mapped read-only by PMDs over untouched THP ranges (`is_huge_zero_folio`). */
+export const PG_HUGE_ZERO = 1 << 11;
+/** Either zero page: never written, shared by every mapping, holding no mapping references. */
+export const PG_ANY_ZERO = PG_ZERO | PG_HUGE_ZERO;
