@@ -254,3 +254,30 @@ describe('isDirty', () => {
     expect(memory.isDirty(memory.allocFolio(0))).toBe(false);
   });
 });
+
+describe('free-list placement (__free_one_page)', () => {
+  // 1024 frames, unseeded: frames 1..15 allocated one by one in PFN order
+  function fifteen(): PhysicalMemory {
+    const memory = new PhysicalMemory({ bytes: 1024 * PAGE_SIZE });
+    for (let want = 1; want <= 15; want++) expect(memory.allocFolio(0)).toBe(want);
+    return memory;
+  }
+
+  it('puts a freed block at the tail when its buddy one order up is free (buddy_merge_likely)', () => {
+    const memory = fifteen();
+    memory.folioPutRefs(14, 1);
+    memory.folioPutRefs(15, 1); // 14..15 merge into one order-1 block
+    memory.folioPutRefs(3, 1); // its higher buddy (0..1) is not free: at the head
+    memory.folioPutRefs(13, 1); // 12 is busy, but 14..15 (the buddy of 12..13) is free: at the tail
+    expect(memory.allocFolio(0)).toBe(3);
+    expect(memory.allocFolio(0)).toBe(13);
+  });
+
+  it('puts a freed block at the head otherwise, so it is handed out next (LIFO)', () => {
+    const memory = fifteen();
+    memory.folioPutRefs(3, 1);
+    memory.folioPutRefs(5, 1); // 4 busy, higher buddy 6..7 busy: at the head
+    expect(memory.allocFolio(0)).toBe(5);
+    expect(memory.allocFolio(0)).toBe(3);
+  });
+});

@@ -64,6 +64,9 @@ export class PhysicalMemory {
   nrFreePages = 0;
 
   private readonly freeHead = new Int32Array(MAX_PAGE_ORDER + 1).fill(NONE);
+  private readonly freeTail = new Int32Array(MAX_PAGE_ORDER + 1).fill(NONE);
+  /** The shuffle's random source, when seeded. */
+  private rand: (() => number) | undefined;
   private readonly freeCount = new Int32Array(MAX_PAGE_ORDER + 1);
   // Max-order blocks never handed out since boot, in hand-out order, kept off the linked lists
   // so that building a large memory touches no per-frame state (deferred struct page init).
@@ -240,18 +243,38 @@ export class PhysicalMemory {
       o++;
     }
     this.order.fill(0, head, head + nr);
-    this.linkFree(pfn, o);
+    this.linkFree(pfn, o, this.toTail(pfn, o));
   }
 
-  private linkFree(pfn: number, order: number): void {
+  // Where __free_one_page() puts a merged block: at a max-order block a coin toss when the free
+  // lists are shuffled (shuffle_pick_tail), else at the tail when the block's own buddy one
+  // order up is free, so that it is likely to merge before being handed out (buddy_merge_likely).
+  private toTail(pfn: number, order: number): boolean {
+    if (order >= MAX_PAGE_ORDER) return this.rand !== undefined && (this.rand() & 1) === 1;
+    if (order >= MAX_PAGE_ORDER - 1) return false;
+    const higher = pfn & ~(1 << order);
+    const higherBuddy = higher ^ (2 << order);
+    return higherBuddy + (2 << order) <= this.nrPages && (this.flags[higherBuddy]! & PG_BUDDY) !== 0 && this.order[higherBuddy] === order + 1;
+  }
+
+  private linkFree(pfn: number, order: number, toTail = false): void {
     this.flags[pfn] = PG_BUDDY;
     this.order[pfn] = order;
+    this.freeCount[order]!++;
+    const last = this.freeTail[order]!;
+    if (toTail && last !== NONE) {
+      this.next[last] = pfn;
+      this.prev[pfn] = last;
+      this.next[pfn] = NONE;
+      this.freeTail[order] = pfn;
+      return;
+    }
     const first = this.freeHead[order]!;
     this.next[pfn] = first;
     this.prev[pfn] = NONE;
     if (first !== NONE) this.prev[first] = pfn;
+    else this.freeTail[order] = pfn;
     this.freeHead[order] = pfn;
-    this.freeCount[order]!++;
   }
 
   private unlinkFree(pfn: number, order: number): void {
@@ -260,6 +283,7 @@ export class PhysicalMemory {
     if (p === NONE) this.freeHead[order] = n;
     else this.next[p] = n;
     if (n !== NONE) this.prev[n] = p;
+    else this.freeTail[order] = p;
     this.flags[pfn] = 0;
     this.freeCount[order]!--;
   }
@@ -279,7 +303,7 @@ export class PhysicalMemory {
       pfn += 1 << o;
     }
     if (seed !== undefined) {
-      const rand = splitmix32(seed);
+      const rand = (this.rand = splitmix32(seed));
       for (let i = big.length - 1; i > 0; i--) {
         const j = rand() % (i + 1);
         const t = big[i]!;
