@@ -1,6 +1,6 @@
 // The backend registry: registerBackend / getBackend / listBackends / unregisterBackend.
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { getBackend, listBackends, registerBackend, unregisterBackend, type DescriptorBackend } from '../src/index.js';
 import { expectCode } from './helpers.js';
 
@@ -99,6 +99,18 @@ describe('listBackends', () => {
     register(fakeBackend('test-reg-global'));
     const reg = (globalThis as unknown as Record<symbol, Map<string, unknown>>)[Symbol.for('iodesc.backend-registry')]!;
     expect(reg.has('test-reg-global')).toBe(true);
+  });
+
+  it('is one registry even for a second copy of core loaded beside the first', async () => {
+    // what a bundler that duplicated core would produce: a fresh instance of the module
+    vi.resetModules();
+    const copy: typeof import('../src/index.js') = await import('../src/index.js?second-copy' as string);
+    expect(copy.registerBackend).not.toBe(registerBackend);
+    const b = fakeBackend('test-reg-copy');
+    copy.registerBackend(b);
+    registered.push('test-reg-copy');
+    expect(getBackend('test-reg-copy')).toBe(b);
+    expect(listBackends()).toContain('test-reg-copy');
   });
 });
 
