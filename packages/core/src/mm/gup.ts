@@ -189,7 +189,7 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
     }
     addr = vma.start + idx * PAGE_SIZE;
   }
-  if (i === 0 && err !== undefined) fail(err, why);
+  if (i === 0 && err !== undefined && !fastOnly) fail(err, why);
   return i;
 }
 
