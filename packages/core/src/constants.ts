@@ -11,6 +11,10 @@ export const MAX_PAGE_ORDER = 10;
 export const HPAGE_PMD_ORDER = 9;
 /** Pages in a PMD-sized folio. */
 export const HPAGE_PMD_NR = 1 << HPAGE_PMD_ORDER;
+/** Bytes one PMD entry maps (2 MiB). */
+export const PMD_SIZE = HPAGE_PMD_NR * PAGE_SIZE;
+/** Largest value of the kernel's `int` counters (refcounts, pin counts). */
+export const INT32_MAX = 0x7fffffff;
 /** What one FOLL_PIN adds to a small folio's refcount (`GUP_PIN_COUNTING_BIAS`). */
 export const GUP_PIN_COUNTING_BIAS = 1024;
 

@@ -16,6 +16,11 @@ export class IodescError extends Error {
   }
 }
 
+const ERRNOS: ReadonlySet<string> = new Set<Errno>([
+  'EPERM', 'ENOENT', 'EINTR', 'EIO', 'E2BIG', 'EAGAIN', 'ENOMEM', 'EFAULT', 'EBUSY', 'EEXIST', 'ENODEV', 'EINVAL',
+  'ENOSPC', 'ERANGE', 'EMSGSIZE', 'EOPNOTSUPP', 'ENOBUFS', 'EOVERFLOW', 'EREMOTEIO', 'EHWPOISON', 'ENOTSUPP',
+]);
+
 /** Throws `IodescError(code, message)`; typed `never` so it ends control flow. */
 export function fail(code: Errno, message: string): never {
   throw new IodescError(code, message);
@@ -33,6 +38,24 @@ export function checkInt(name: string, v: unknown, min = 0, max = Number.MAX_SAF
   if (typeof v !== 'number' || !Number.isInteger(v)) fail('EINVAL', `${name} must be an integer, got ${String(v)}`);
   if (v < min || v > max) fail('EINVAL', `${name} = ${v} is outside [${min}, ${max}]`);
   return v;
+}
+
+/** One of the errno names this model raises; EINVAL otherwise. */
+export function checkErrno(name: string, v: unknown): Errno {
+  if (typeof v !== 'string' || !ERRNOS.has(v)) fail('EINVAL', `${name} must be an errno name such as 'EFAULT', got ${String(v)}`);
+  return v as Errno;
+}
+
+/** An options object, or undefined (read as {}); EINVAL for anything else. */
+export function checkOptions<T extends object>(name: string, v: T | undefined): Partial<T> {
+  if (v === undefined) return {};
+  if (typeof v !== 'object' || v === null) fail('EINVAL', `${name} must be an object, got ${String(v)}`);
+  return v;
+}
+
+/** `n` as the kernel prints an address: 0x followed by hex digits. */
+export function hex(n: number): string {
+  return '0x' + n.toString(16);
 }
 
 /** A boolean; EINVAL otherwise. */

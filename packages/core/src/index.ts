@@ -3,9 +3,9 @@
 
 export {
   PAGE_SIZE, PAGE_SHIFT, MAX_PAGE_ORDER, HPAGE_PMD_ORDER, HPAGE_PMD_NR, GUP_PIN_COUNTING_BIAS, TASK_SIZE_MAX,
-  FOLL_WRITE, FOLL_GET, FOLL_FORCE, FOLL_NOFAULT, FOLL_ANON, FOLL_LONGTERM, FOLL_PIN, FOLL_VALID_MASK, FOLL_FAST_MASK,
+  FOLL_WRITE, FOLL_GET, FOLL_FORCE, FOLL_NOFAULT, FOLL_ANON, FOLL_LONGTERM, FOLL_PIN, FOLL_VALID_MASK, FOLL_FAST_MASK, PMD_SIZE, INT32_MAX,
 } from './constants.js';
-export { IodescError, isIodescError } from './errors.js';
+export { IodescError, isIodescError, fail, checkInt, checkBool, checkPageArray, checkErrno, checkOptions, hex } from './errors.js';
 export { PhysicalMemory } from './mm/memory.js';
 export {
   PG_DIRTY, PG_LOCKED, PG_HEAD, PG_TAIL, PG_ZERO, PG_BUDDY, PG_ANON, PG_RESERVED, PG_UPTODATE, PG_WRITEBACK, PG_LIVE, PG_ANON_EXCL, PG_HUGE_ZERO, PG_ANY_ZERO,
@@ -26,7 +26,8 @@ export { kmallocSize } from './descriptor/kmalloc.js';
 export { registerBackend, getBackend, listBackends, unregisterBackend } from './descriptor/registry.js';
 
 export type { Errno } from './errors.js';
-export type { PhysicalMemoryOptions, MemoryStats, LeakEntry } from './mm/memory.js';
+export type { PhysicalMemoryOptions, MemoryStats } from './mm/memory.js';
+export type { LeakEntry } from './mm/leak.js';
 export type { MmapOptions, UserStruct, AddressSpaceOptions } from './mm/mm.js';
 export type { Prot, Backing } from './mm/vma.js';
 export type { GupOptions } from './mm/gup.js';

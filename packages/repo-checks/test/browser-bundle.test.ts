@@ -3,10 +3,12 @@
 
 import { build } from 'esbuild';
 import { builtinModules } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { browserPackages } from './packages.js';
 
+const HERE = dirname(fileURLToPath(import.meta.url));
 const NODE_GLOBALS = ['process', 'Buffer', '__dirname', '__filename', 'require', 'global', 'setImmediate'];
 
 /** What keeps `entry` from running in a browser: Node built-ins it imports, Node globals it uses. */
@@ -49,12 +51,12 @@ describe('browser bundle', () => {
   });
 
   it('rejects a module that imports node:fs and reads process.env', async () => {
-    const problems = await browserProblems(join(__dirname, 'fixtures', 'node-only.js'));
+    const problems = await browserProblems(join(HERE, 'fixtures', 'node-only.js'));
     expect(problems).toEqual([expect.stringContaining("'node:fs'")]);
   });
 
   it('rejects a module that uses process and Buffer without importing them', async () => {
-    expect(await browserProblems(join(__dirname, 'fixtures', 'node-global.js'))).toEqual([
+    expect(await browserProblems(join(HERE, 'fixtures', 'node-global.js'))).toEqual([
       'uses the Node global process',
       'uses the Node global Buffer',
     ]);

@@ -47,5 +47,6 @@ export function listBackends(): string[] {
 
 /** Removes the backend registered as `name` (for tests and plug-in reloads); true if one was. */
 export function unregisterBackend(name: string): boolean {
+  if (typeof name !== 'string') fail('EINVAL', `backend name must be a string, got ${String(name)}`);
   return registry().delete(name);
 }

@@ -4,14 +4,11 @@
 
 import { PAGE_SHIFT } from '../constants.js';
 import { checkInt, fail } from '../errors.js';
-import { AddressSpace, type UserStruct } from './mm.js';
+import { AddressSpace, checkMm, type UserStruct } from './mm.js';
 
 /** ib_umem_get() refuses registrations past UINT_MAX pages. */
 const UINT_MAX = 0xffffffff;
 
-function checkMm(mm: unknown): asserts mm is AddressSpace {
-  if (!(mm instanceof AddressSpace)) fail('EINVAL', 'mm must be an AddressSpace');
-}
 
 function checkMmPin(mmp: unknown): asserts mmp is MmPin {
   if (typeof mmp !== 'object' || mmp === null) fail('EINVAL', 'mmp must be an MmPin (see newMmPin)');

@@ -1,13 +1,11 @@
 // Page faults on anonymous memory (mm/memory.c: do_anonymous_page, do_wp_page,
 // mm/huge_memory.c: do_huge_pmd_anonymous_page): populate an entry on first touch.
 
-import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SIZE } from '../constants.js';
-import { fail } from '../errors.js';
+import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SIZE, PMD_SIZE } from '../constants.js';
+import { fail, hex } from '../errors.js';
 import type { PhysicalMemory } from './memory.js';
 import { PG_ANON_EXCL, PG_ANY_ZERO, PG_DIRTY, PG_HUGE_ZERO } from './page-flags.js';
 import { PTE_DIRTY, PTE_PMD, PTE_WRITE, VM_WRITE, type Vma } from './vma.js';
-
-const PMD_SIZE = HPAGE_PMD_NR * PAGE_SIZE;
 
 /** What a fault asks for. */
 export const FAULT_READ = 0;
@@ -121,14 +119,14 @@ export function zapRange(memory: PhysicalMemory, vma: Vma, from: number, to: num
         vma.pt[i + j] = 0;
         vma.pte[i + j] = 0;
       }
-      memory.folioPutRefs(head, 1);
+      memory.putRefsUnchecked(head, 1);
       i += HPAGE_PMD_NR;
       continue;
     }
     memory.mapcount[pfn]!--;
     vma.pt[i] = 0;
     vma.pte[i++] = 0;
-    memory.folioPutRefs(head, 1);
+    memory.putRefsUnchecked(head, 1);
   }
 }
 
@@ -160,17 +158,15 @@ function splitPmdAt(memory: PhysicalMemory, vma: Vma, i: number): void {
     vma.pte.fill(0, first, first + HPAGE_PMD_NR);
     return;
   }
-  memory.folioRefAdd(head, HPAGE_PMD_NR - 1);
+  // the PMD's one reference becomes one per page entry; a 2 MiB folio mapped whole cannot be
+  // near INT32_MAX references, so this cannot fail
+  memory.tryRefAdd(head, HPAGE_PMD_NR - 1);
   // __split_huge_pmd_locked(): a dirty PMD hands its dirty bit to the folio
   if (vma.pte[first]! & PTE_DIRTY) memory.flags[head] = memory.flags[head]! | PG_DIRTY;
   for (let j = first; j < first + HPAGE_PMD_NR; j++) vma.pte[j] = vma.pte[j]! & ~PTE_PMD;
 }
 
-// Index of page `i` within the 2 MiB-aligned range that holds it.
-function pmdOffset(vma: Vma, i: number): number {
+/** Index of page `i` of `vma` within the 2 MiB-aligned range that holds it. */
+export function pmdOffset(vma: Vma, i: number): number {
   return (vma.start / PAGE_SIZE + i) % HPAGE_PMD_NR;
-}
-
-function hex(n: number): string {
-  return '0x' + n.toString(16);
 }

@@ -3,12 +3,12 @@
 
 import {
   FOLL_ANON, FOLL_FAST_MASK, FOLL_FORCE, FOLL_GET, FOLL_LONGTERM, FOLL_NOFAULT, FOLL_PIN, FOLL_TOUCH, FOLL_VALID_MASK, FOLL_WRITE,
-  GUP_PIN_COUNTING_BIAS, HPAGE_PMD_NR, PAGE_SIZE, TASK_SIZE_MAX,
+  HPAGE_PMD_NR, INT32_MAX, PAGE_SIZE, TASK_SIZE_MAX,
 } from '../constants.js';
-import { checkInt, checkPageArray, fail, IodescError, type Errno } from '../errors.js';
-import { FAULT_READ, FAULT_UNSHARE, FAULT_WRITE, handleFault } from './fault.js';
+import { checkInt, checkOptions, checkPageArray, fail, hex, IodescError, type Errno } from '../errors.js';
+import { FAULT_READ, FAULT_UNSHARE, FAULT_WRITE, handleFault, pmdOffset } from './fault.js';
 import type { PhysicalMemory } from './memory.js';
-import { AddressSpace } from './mm.js';
+import { checkMm, type AddressSpace } from './mm.js';
 import { PG_ANON_EXCL, PG_ANY_ZERO, PG_DIRTY, PG_ZERO } from './page-flags.js';
 import { PTE_DIRTY, PTE_PMD, PTE_WRITE, VM_READ, VM_WRITE, type Vma } from './vma.js';
 
@@ -17,8 +17,6 @@ export interface GupOptions {
   /** Tag recorded with the pages this call takes, named by the leak report. */
   owner?: string;
 }
-
-const INT32_MAX = 0x7fffffff;
 
 /**
  * Takes a reference (FOLL_GET, the default) or, with FOLL_PIN, a pin on each of `nrPages` pages
@@ -49,7 +47,7 @@ export function pinUserPages(mm: AddressSpace, start: number, nrPages: number, g
  * Pins as `pinUserPages`, first walking the page tables without faulting (`pin_user_pages_fast`,
  * gup_fast_fallback): present pages with the needed access are pinned at once, the rest by the
  * slow path. Returns the count, short as `pinUserPages`; EFAULT when the range runs past the
- * top of user space, EOVERFLOW when it wraps.
+ * top of user space.
  */
 export function pinUserPagesFast(mm: AddressSpace, start: number, nrPages: number, gupFlags: number, pages: Uint32Array, opts?: GupOptions): number {
   const flags = checkGupArgs(mm, start, nrPages, gupFlags, pages, FOLL_PIN, FOLL_FAST_MASK);
@@ -64,12 +62,12 @@ export function getUserPagesFast(mm: AddressSpace, start: number, nrPages: numbe
 
 // is_valid_gup_args(): known bits only, FOLL_GET xor FOLL_PIN, FOLL_LONGTERM only when pinning.
 function checkGupArgs(mm: unknown, start: number, nrPages: number, gupFlags: number, pages: unknown, toSet: number, allowed = FOLL_VALID_MASK): number {
-  if (!(mm instanceof AddressSpace)) fail('EINVAL', 'mm must be an AddressSpace');
+  checkMm(mm);
   checkInt('start', start);
   checkInt('nrPages', nrPages, 0, INT32_MAX);
   checkInt('gupFlags', gupFlags, 0, INT32_MAX);
   checkPageArray('pages', pages, nrPages);
-  if (gupFlags & ~allowed) fail('EINVAL', `gup flag bits 0x${(gupFlags & ~allowed).toString(16)} are not accepted here`);
+  if (gupFlags & ~allowed) fail('EINVAL', `gup flag bits ${hex(gupFlags & ~allowed)} are not accepted here`);
   const flags = gupFlags | toSet;
   if ((flags & (FOLL_GET | FOLL_PIN)) === (FOLL_GET | FOLL_PIN)) fail('EINVAL', 'FOLL_GET and FOLL_PIN are mutually exclusive');
   if (flags & FOLL_LONGTERM && !(flags & FOLL_PIN)) fail('EINVAL', 'FOLL_LONGTERM is only valid with FOLL_PIN');
@@ -77,7 +75,7 @@ function checkGupArgs(mm: unknown, start: number, nrPages: number, gupFlags: num
 }
 
 function ownerOf(mm: AddressSpace, opts: GupOptions | undefined): number {
-  const tag = opts?.owner;
+  const tag = checkOptions('opts', opts).owner;
   if (tag !== undefined && typeof tag !== 'string') fail('EINVAL', `owner must be a string, got ${String(tag)}`);
   return mm.memory.ownerId(tag);
 }
@@ -91,7 +89,7 @@ function gupFast(mm: AddressSpace, start: number, nrPages: number, flags: number
   const addr = pageAlign(start);
   const end = addr + nrPages * PAGE_SIZE;
   // no start below 2^53 wraps 64 bits, so the kernel's -EOVERFLOW cannot arise: only -EFAULT
-  if (end > TASK_SIZE_MAX) fail('EFAULT', `range ends at 0x${end.toString(16)}, past the top of user space`);
+  if (end > TASK_SIZE_MAX) fail('EFAULT', `range ends at ${hex(end)}, past the top of user space`);
   if (nrPages === 0) return 0;
   const done = walk(mm, addr, nrPages, flags, pages, 0, owner, true);
   if (done === nrPages) return done;
@@ -122,7 +120,7 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
     const vma = mm.findVma(addr);
     if (vma === undefined) {
       err = 'EFAULT';
-      why = `no mapping at 0x${addr.toString(16)}`;
+      why = `no mapping at ${hex(addr)}`;
       break;
     }
     why = fastOnly ? '' : checkVmaFlags(vma, flags);
@@ -136,20 +134,25 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
     let idx = (addr - vma.start) / PAGE_SIZE;
     const lim = Math.min(vma.nrPages, idx + (nrPages - i));
     while (idx < lim) {
-      if (injecting && mm.injectedFault(base + idx) !== undefined) {
-        err = mm.injectedFault(base + idx);
-        why = `injected fault at 0x${((base + idx) * PAGE_SIZE).toString(16)}`;
+      const injected = injecting ? mm.injectedFault(base + idx) : undefined;
+      if (injected !== undefined) {
+        err = injected;
+        why = `injected fault at ${hex((base + idx) * PAGE_SIZE)}`;
         break outer;
       }
       // follow_page_mask(), faulting until the entry allows the access (faultin_page + retry)
       let tries = 0;
       for (let fault = neededFault(mem, pt[idx]!, pte[idx]!, vma, flags); fault >= 0; fault = neededFault(mem, pt[idx]!, pte[idx]!, vma, flags)) {
-        // one fault resolves any entry; a second that changes nothing would loop for ever
-        if (++tries > 2) throw new Error(`gup: fault ${fault} at 0x${((base + idx) * PAGE_SIZE).toString(16)} made no progress`);
+        // a read fault then an unshare is the longest chain; more would be a model bug looping
+        if (++tries > 2) {
+          err = 'EFAULT';
+          why = `fault ${fault} at ${hex((base + idx) * PAGE_SIZE)} made no progress`;
+          break outer;
+        }
         if (fastOnly) return i;
         if (flags & FOLL_NOFAULT) {
           err = 'EFAULT';
-          why = `FOLL_NOFAULT and no usable entry at 0x${((base + idx) * PAGE_SIZE).toString(16)}`;
+          why = `FOLL_NOFAULT and no usable entry at ${hex((base + idx) * PAGE_SIZE)}`;
           break outer;
         }
         try {
@@ -162,27 +165,25 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
         }
       }
       const pfn = pt[idx]! - 1;
-      // follow_page_pte() under FOLL_TOUCH: a write through a clean entry dirties the folio
-      if (flags & FOLL_TOUCH && flags & FOLL_WRITE && !(pte[idx]! & PTE_DIRTY)) {
-        const h = mem.folioHead(pfn);
-        mem.flags[h] = mem.flags[h]! | PG_DIRTY;
-      }
+      const head = mem.folioHead(pfn);
       let increm = 1;
       if (pte[idx]! & PTE_PMD) {
         // one PMD entry covers the rest of its 2 MiB: grab those pages in one go...
-        increm = Math.min(lim - idx, HPAGE_PMD_NR - ((base + idx) % HPAGE_PMD_NR));
+        increm = Math.min(lim - idx, HPAGE_PMD_NR - pmdOffset(vma, idx));
         // ...but stop before an injected fault inside it, so that page fails as documented
         for (let j = 1; injecting && j < increm; j++) {
           if (mm.injectedFault(base + idx + j) !== undefined) increm = j;
         }
       }
-      const grabbed = grabFolio(mem, mem.folioHead(pfn), increm, flags, owner);
+      const grabbed = tryGrabFolio(mem, head, increm, flags, owner);
       if (grabbed !== '') {
         if (fastOnly) return i;
         err = 'ENOMEM';
         why = grabbed;
         break outer;
       }
+      // follow_page_pte() under FOLL_TOUCH: a write through a clean entry dirties the folio
+      if (flags & FOLL_TOUCH && flags & FOLL_WRITE && !(pte[idx]! & PTE_DIRTY)) mem.flags[head] = mem.flags[head]! | PG_DIRTY;
       for (let j = 0; j < increm; j++) pages[at + i + j] = pfn + j;
       i += increm;
       idx += increm;
@@ -199,7 +200,7 @@ function checkVmaFlags(vma: Vma, flags: number): string {
   if (flags & FOLL_ANON && (vma.backing !== 'anon' || vma.shared)) return 'FOLL_ANON on a file or shmem mapping';
   if (flags & FOLL_WRITE) {
     if (!(vma.vmFlags & VM_WRITE)) {
-      if (!(flags & FOLL_FORCE)) return `FOLL_WRITE on a '${vma.prot}' mapping at 0x${vma.start.toString(16)}`;
+      if (!(flags & FOLL_FORCE)) return `FOLL_WRITE on a '${vma.prot}' mapping at ${hex(vma.start)}`;
       if (!vma.isCow) return 'FOLL_FORCE write to a shared read-only mapping';
     }
   } else if (!(vma.vmFlags & VM_READ) && !(flags & FOLL_FORCE)) {
@@ -228,27 +229,21 @@ function neededFault(mem: PhysicalMemory, e: number, bits: number, vma: Vma, fla
 /**
  * Takes `refs` references or pins on the folio headed by `head` (`try_grab_folio`). The zero
  * page is never pinned; a small folio's pin adds GUP_PIN_COUNTING_BIAS to its refcount; a large
- * folio's adds 1 to its refcount and 1 to its pin count. ENOMEM on overflow, nothing changed.
+ * folio's adds 1 to its refcount and 1 to its pin count. Returns '' on success, else why not
+ * (an overflow; nothing changed), which the walk turns into a short count.
  */
-export function tryGrabFolio(mem: PhysicalMemory, head: number, refs: number, flags: number, owner: number): void {
-  const why = grabFolio(mem, head, refs, flags, owner);
-  if (why !== '') fail('ENOMEM', why);
-}
-
-// tryGrabFolio's body: '' on success, else why not (the walk turns that into a short count).
-function grabFolio(mem: PhysicalMemory, head: number, refs: number, flags: number, owner: number): string {
+function tryGrabFolio(mem: PhysicalMemory, head: number, refs: number, flags: number, owner: number): string {
   let add: number;
   if (flags & FOLL_GET) {
     add = refs;
   } else if (flags & FOLL_PIN) {
     if (mem.flags[head]! & PG_ZERO) return '';
     if (mem.pins[head]! > INT32_MAX - refs) return `pin count of pfn ${head} would overflow`;
-    add = mem.order[head]! > 0 ? refs : refs * GUP_PIN_COUNTING_BIAS;
+    add = mem.pinRefs(head, refs);
   } else {
     return '';
   }
-  if (mem.refcount[head]! > INT32_MAX - add) return `refcount of pfn ${head} would overflow (${mem.refcount[head]} + ${add})`;
-  mem.refcount[head] = mem.refcount[head]! + add;
+  if (!mem.tryRefAdd(head, add)) return `refcount of pfn ${head} would overflow (${mem.refcount[head]} + ${add})`;
   if (flags & FOLL_GET) {
     mem.gets[head] = mem.gets[head]! + refs;
   } else {

@@ -1,9 +1,18 @@
 // The leak report: every page still pinned or referenced through get_user_pages, and every
 // live resource another layer registered (DMA mappings, ...), each with the owner that took it.
 
-import type { LeakEntry } from './memory.js';
-import { PhysicalMemory } from './memory.js';
-import { fail } from '../errors.js';
+import { checkMemory, type PhysicalMemory } from './memory.js';
+
+/** One line of a leak report: something still held, and who took it. */
+export interface LeakEntry {
+  kind: 'pinned-page' | 'referenced-page' | 'dma-mapping' | 'other';
+  /** Head PFN of the folio, for page entries. */
+  pfn?: number;
+  /** Pins or references still held. */
+  count: number;
+  owner: string | undefined;
+  detail: string;
+}
 
 /**
  * Lists what is still held in `memory`: pinned folios (FOLL_PIN), folios with FOLL_GET
@@ -11,7 +20,7 @@ import { fail } from '../errors.js';
  * Cost: one pass over the frames (about 20 ms for 16 Mi frames).
  */
 export function leakReport(memory: PhysicalMemory): LeakEntry[] {
-  if (!(memory instanceof PhysicalMemory)) fail('EINVAL', 'memory must be a PhysicalMemory');
+  checkMemory(memory);
   const out: LeakEntry[] = [];
   const { pins, gets } = memory;
   for (let pfn = 0; pfn < memory.nrPages; pfn++) {

@@ -1,8 +1,9 @@
 // Physical memory: page frames with their metadata in typed arrays, a buddy allocator
 // (mm/page_alloc.c), the shuffle of mm/shuffle.c for seeded fragmentation, and real bytes.
 
-import { HPAGE_PMD_ORDER, MAX_PAGE_ORDER, PAGE_SHIFT, PAGE_SIZE } from '../constants.js';
-import { checkInt, fail } from '../errors.js';
+import { GUP_PIN_COUNTING_BIAS, HPAGE_PMD_ORDER, INT32_MAX, MAX_PAGE_ORDER, PAGE_SIZE } from '../constants.js';
+import { checkBool, checkInt, fail } from '../errors.js';
+import type { LeakEntry } from './leak.js';
 import { PageStore } from './page-store.js';
 import { splitmix32 } from './prng.js';
 import { PG_ANON, PG_BUDDY, PG_DIRTY, PG_HEAD, PG_HUGE_ZERO, PG_LIVE, PG_RESERVED, PG_TAIL, PG_UPTODATE, PG_ZERO } from './page-flags.js';
@@ -30,7 +31,6 @@ export interface MemoryStats {
 const MIN_BYTES = 2 * PAGE_SIZE;
 const MAX_BYTES = 256 * 2 ** 30;
 const NONE = -1;
-const INT32_MAX = 0x7fffffff;
 
 /**
  * RAM as the kernel sees it: `nrPages` frames named by PFN. Frame 0 is the shared zero page.
@@ -134,6 +134,7 @@ export class PhysicalMemory {
    */
   allocFolio(order: number, anon = true): number {
     if (!Number.isInteger(order) || order < 0 || order > MAX_PAGE_ORDER) checkInt('order', order, 0, MAX_PAGE_ORDER);
+    if (anon !== true && anon !== false) checkBool('anon', anon);
     if (this.allocFailAfter !== NONE && this.allocFailAfter-- <= 0) {
       this.allocFailAfter = 0;
       if (--this.allocFailTimes <= 0) this.allocFailAfter = NONE;
@@ -200,10 +201,18 @@ export class PhysicalMemory {
   }
 
   /**
-   * Drops `refs` references from the folio headed by `head` (`folio_put_refs`); frees it at 0.
-   * Trusts its input: callers have validated the counts.
+   * Drops `refs` references from the folio holding `pfn` (`folio_put_refs`); frees it at 0.
+   * EINVAL for a free page or more references than it holds. The GUP and fault paths use the
+   * unchecked twin, `putRefsUnchecked`.
    */
-  folioPutRefs(head: number, refs: number): void {
+  folioPutRefs(pfn: number, refs: number): void {
+    const head = this.folioHead(this.checkLivePfn('pfn', pfn));
+    checkInt('refs', refs, 1, this.refcount[head]!);
+    this.putRefsUnchecked(head, refs);
+  }
+
+  /** `folioPutRefs` on a head PFN its caller vouches for. */
+  putRefsUnchecked(head: number, refs: number): void {
     const left = (this.refcount[head] = this.refcount[head]! - refs);
     if (left === 0) this.freeFolio(head);
   }
@@ -213,20 +222,27 @@ export class PhysicalMemory {
     if (this.refcount[head] === 0 && this.flags[head]! & PG_LIVE) this.freeFolio(head);
   }
 
-  /** Adds `refs` to a folio's refcount; ENOMEM when it would overflow (`try_grab_folio`). */
-  folioRefAdd(head: number, refs: number): void {
-    if (this.refcount[head]! > INT32_MAX - refs) fail('ENOMEM', `refcount of pfn ${head} would overflow (${this.refcount[head]} + ${refs})`);
+  /**
+   * Adds `refs` references to the folio headed by `head` unless its refcount would overflow
+   * (refused before it wraps, where the kernel notices only after). Returns whether it did.
+   */
+  tryRefAdd(head: number, refs: number): boolean {
+    if (this.refcount[head]! > INT32_MAX - refs) return false;
     this.refcount[head] = this.refcount[head]! + refs;
+    return true;
+  }
+
+  /** References one pin of `nr` pages takes on the folio headed by `head`: 1 each for a large folio, the bias each for a small one. */
+  pinRefs(head: number, nr: number): number {
+    return this.order[head]! > 0 ? nr : nr * GUP_PIN_COUNTING_BIAS;
   }
 
   private freeFolio(head: number): void {
     if (this.flags[head]! & PG_RESERVED) return;
     const order = this.order[head]!;
     const nr = 1 << order;
-    for (let p = head; p < head + nr; p++) {
-      this.store.drop(p);
-      this.flags[p] = 0;
-    }
+    if (this.store.materialised > 0) for (let p = head; p < head + nr; p++) this.store.drop(p);
+    this.flags.fill(0, head, head + nr);
     this.pins[head] = 0;
     this.gets[head] = 0;
     this.owner[head] = 0;
@@ -396,22 +412,9 @@ export class PhysicalMemory {
   isDirty(pfn: number): boolean {
     return (this.flags[this.folioHead(this.checkPfn('pfn', pfn))]! & PG_DIRTY) !== 0;
   }
-
-  /** Physical address of the first byte of `pfn`. */
-  static pfnToPhys(pfn: number): number {
-    return pfn * PAGE_SIZE;
-  }
 }
 
-/** One line of a leak report: something still held, and who took it. */
-export interface LeakEntry {
-  kind: 'pinned-page' | 'referenced-page' | 'dma-mapping' | 'other';
-  /** Head PFN of the folio, for page entries. */
-  pfn?: number;
-  /** Pins or references still held. */
-  count: number;
-  owner: string | undefined;
-  detail: string;
+/** Checks that `memory` is a PhysicalMemory; EINVAL otherwise. */
+export function checkMemory(memory: unknown): asserts memory is PhysicalMemory {
+  if (!(memory instanceof PhysicalMemory)) fail('EINVAL', 'memory must be a PhysicalMemory');
 }
-
-export { PAGE_SHIFT };

@@ -1,14 +1,13 @@
 // A process address space (struct mm_struct): VMAs, their page tables, CPU access that faults
 // pages in on first touch, munmap, and the locked-memory counters of mainline.
 
-import { HPAGE_PMD_NR, PAGE_SIZE, TASK_SIZE_MAX } from '../constants.js';
-import { checkBool, checkInt, fail, type Errno } from '../errors.js';
+import { PAGE_SIZE, PMD_SIZE, TASK_SIZE_MAX } from '../constants.js';
+import { checkBool, checkErrno, checkInt, checkOptions, fail, hex, IodescError, type Errno } from '../errors.js';
 import { FAULT_READ, FAULT_WRITE, handleFault, splitHugePmdAt, zapRange } from './fault.js';
 import { PhysicalMemory } from './memory.js';
 import { PG_ANY_ZERO } from './page-flags.js';
 import { PTE_DIRTY, PTE_WRITE, VM_EXEC, VM_READ, VM_WRITE, Vma, type Backing, type Prot } from './vma.js';
 
-const PMD_SIZE = HPAGE_PMD_NR * PAGE_SIZE;
 /** Top of the mmap area: mappings are placed top-down below it, as x86-64's legacy layout does. */
 const MMAP_BASE = 0x7f0000000000;
 /** Lowest address mmap hands out (`mmap_min_addr`). */
@@ -58,8 +57,9 @@ export class AddressSpace {
   private readonly injected = new Map<number, Errno>();
   private lastVma: Vma | undefined;
 
-  constructor(memory: PhysicalMemory, opts: AddressSpaceOptions = {}) {
+  constructor(memory: PhysicalMemory, options?: AddressSpaceOptions) {
     if (!(memory instanceof PhysicalMemory)) fail('EINVAL', 'AddressSpace needs a PhysicalMemory');
+    const opts = checkOptions('options', options);
     this.memory = memory;
     const user = opts.user;
     if (user !== undefined && (typeof user !== 'object' || user === null)) fail('EINVAL', 'user must be a UserStruct { lockedVm }');
@@ -77,7 +77,8 @@ export class AddressSpace {
    * page-cache model (EOPNOTSUPP until then). EINVAL on a bad length or option; ENOMEM when
    * no gap of that size is left.
    */
-  mmap(length: number, opts: MmapOptions = {}): number {
+  mmap(length: number, options?: MmapOptions): number {
+    const opts = checkOptions('options', options);
     checkInt('length', length, 1);
     // get_unmapped_area(): a length past TASK_SIZE can never fit
     if (length > TASK_SIZE_MAX) fail('ENOMEM', `mmap of ${length} bytes exceeds the user address space`);
@@ -145,6 +146,7 @@ export class AddressSpace {
   read(addr: number, length: number): Uint8Array {
     checkInt('addr', addr, 0, TASK_SIZE_MAX);
     checkInt('length', length, 0, TASK_SIZE_MAX);
+    this.checkAccess(addr, length, false);
     const out = new Uint8Array(length);
     this.access(addr, length, false, out);
     return out;
@@ -154,6 +156,7 @@ export class AddressSpace {
   write(addr: number, bytes: Uint8Array): void {
     checkInt('addr', addr, 0, TASK_SIZE_MAX);
     if (!(bytes instanceof Uint8Array)) fail('EINVAL', 'bytes must be a Uint8Array');
+    this.checkAccess(addr, bytes.length, true);
     this.access(addr, bytes.length, true, bytes);
   }
 
@@ -175,6 +178,7 @@ export class AddressSpace {
 
   /** PFN mapped at `addr` now, or -1 when nothing is mapped there (no fault is taken). */
   lookupPfn(addr: number): number {
+    checkInt('addr', addr);
     const vma = this.findVma(addr);
     if (vma === undefined) return -1;
     return vma.pt[Math.floor((addr - vma.start) / PAGE_SIZE)]! - 1;
@@ -186,7 +190,7 @@ export class AddressSpace {
    */
   injectFault(addr: number, code: Errno = 'EFAULT'): void {
     checkInt('addr', addr, 0, TASK_SIZE_MAX);
-    this.injected.set(Math.floor(addr / PAGE_SIZE), code);
+    this.injected.set(Math.floor(addr / PAGE_SIZE), checkErrno('code', code));
   }
 
   clearInjectedFaults(): void {
@@ -208,15 +212,20 @@ export class AddressSpace {
     return this.rlimitMemlock === Infinity ? Infinity : Math.floor(this.rlimitMemlock / PAGE_SIZE);
   }
 
-  private access(addr: number, length: number, write: boolean, buf: Uint8Array): void {
+  // The whole range is mapped with the access allowed: checked first, so a failing access
+  // changes nothing.
+  private checkAccess(addr: number, length: number, write: boolean): void {
     if (addr + length > TASK_SIZE_MAX) fail('EFAULT', `range ${hex(addr)} + ${length} runs past the top of user space`);
-    // check the whole range first, so a failing access changes nothing
     for (let a = addr; a < addr + length; ) {
       const vma = this.findVma(a);
       if (vma === undefined) fail('EFAULT', `no mapping at ${hex(a)}`);
       if (!(vma.vmFlags & (write ? VM_WRITE : VM_READ))) fail('EFAULT', `${write ? 'write to' : 'read of'} ${hex(a)} in a '${vma.prot}' mapping`);
       a = vma.end;
     }
+  }
+
+  // CPU access to a range checkAccess has passed, faulting pages in as the MMU would.
+  private access(addr: number, length: number, write: boolean, buf: Uint8Array): void {
     const mem = this.memory;
     let done = 0;
     while (done < length) {
@@ -238,13 +247,13 @@ export class AddressSpace {
   }
 
   // populate_vma_page_range(): write faults for a private writable mapping, read faults else;
-  // like MAP_POPULATE, a failure leaves the rest to fault later.
+  // like MAP_POPULATE, running out of memory leaves the rest to fault later.
   private populate(vma: Vma): void {
-    const kind = vma.vmFlags & VM_WRITE ? FAULT_WRITE : FAULT_READ;
+    const kind = vma.vmFlags & VM_WRITE && !vma.shared ? FAULT_WRITE : FAULT_READ;
     try {
       for (let i = 0; i < vma.nrPages; i++) if (vma.pt[i] === 0) handleFault(this.memory, vma, i, kind);
-    } catch {
-      // ENOMEM while populating: mmap still succeeds
+    } catch (e) {
+      if (!(e instanceof IodescError && e.code === 'ENOMEM')) throw e;
     }
   }
 
@@ -269,6 +278,7 @@ export class AddressSpace {
   }
 }
 
-function hex(n: number): string {
-  return '0x' + n.toString(16);
+/** Checks that `mm` is an AddressSpace; EINVAL otherwise. */
+export function checkMm(mm: unknown): asserts mm is AddressSpace {
+  if (!(mm instanceof AddressSpace)) fail('EINVAL', 'mm must be an AddressSpace');
 }

@@ -3,9 +3,9 @@
 
 import { PAGE_SHIFT, PAGE_SIZE } from '../constants.js';
 
-/** Pages per arena buffer (16 MiB): big enough to amortise, small enough to grow in steps. */
-const ARENA_PAGES = 4096;
+/** Pages per arena buffer (4096 pages, 16 MiB): big enough to amortise, small enough to grow in steps. */
 const ARENA_SHIFT = 12;
+const ARENA_PAGES = 1 << ARENA_SHIFT;
 
 /** Backing bytes for page frames, allocated lazily per frame. */
 export class PageStore {
@@ -20,11 +20,6 @@ export class PageStore {
 
   constructor(nrFrames: number) {
     this.slotOf = new Int32Array(nrFrames);
-  }
-
-  /** True when `pfn` holds bytes of its own (it was written since it was last freed). */
-  has(pfn: number): boolean {
-    return this.slotOf[pfn]! !== 0;
   }
 
   /** Copies `len` bytes of `pfn` from byte `off` into `dst` at `dstOff` (zeros if never written). */
@@ -65,11 +60,6 @@ export class PageStore {
       this.freeSlots = grown;
     }
     this.freeSlots[this.nrFree++] = slot;
-  }
-
-  /** Bytes held by arenas (what the model itself costs, not what the kernel would). */
-  get residentBytes(): number {
-    return this.arenas.length * ARENA_PAGES * PAGE_SIZE;
   }
 
   private takeSlot(): number {

@@ -1,9 +1,9 @@
 // Releasing what get_user_pages took (mm/gup.c: unpin_user_pages*, gup_put_folio; put_page).
 // Each call validates the whole batch before it frees anything: a bad entry changes nothing.
 
-import { GUP_PIN_COUNTING_BIAS } from '../constants.js';
+import { GUP_PIN_COUNTING_BIAS, INT32_MAX } from '../constants.js';
 import { checkBool, checkInt, checkPageArray, fail } from '../errors.js';
-import { PhysicalMemory } from './memory.js';
+import { checkMemory, type PhysicalMemory } from './memory.js';
 import { PG_DIRTY, PG_LIVE, PG_ZERO } from './page-flags.js';
 
 /** Drops a FOLL_GET reference on the page `pfn` (`put_page`). EINVAL when none was taken. */
@@ -13,7 +13,7 @@ export function putPage(memory: PhysicalMemory, pfn: number): void {
   const head = memory.folioHead(pfn);
   if (memory.gets[head]! <= 0) fail('EINVAL', `put_page on pfn ${pfn}: no reference taken by get_user_pages is held`);
   memory.gets[head]!--;
-  memory.folioPutRefs(head, 1);
+  memory.putRefsUnchecked(head, 1);
 }
 
 /** Releases one pinned page (`unpin_user_page`). EINVAL when it is not pinned. */
@@ -36,7 +36,7 @@ export function unpinUserPages(memory: PhysicalMemory, pages: Uint32Array, n: nu
  */
 export function unpinUserPagesDirtyLock(memory: PhysicalMemory, pages: Uint32Array, n: number, makeDirty: boolean): void {
   checkMemory(memory);
-  checkInt('n', n, 0, 0x7fffffff);
+  checkInt('n', n, 0, INT32_MAX);
   checkPageArray('pages', pages, n);
   checkBool('makeDirty', makeDirty);
   releasePins(memory, pages, n, makeDirty);
@@ -85,13 +85,12 @@ export function pageMapcount(memory: PhysicalMemory, pfn: number): number {
   return memory.mapcount[memory.checkPfn('pfn', pfn)]!;
 }
 
-function checkMemory(memory: unknown): void {
-  if (!(memory instanceof PhysicalMemory)) fail('EINVAL', 'memory must be a PhysicalMemory');
-}
 
 // Two passes over folio groups: the first takes the pins off (nothing is freed, so it can be
-// undone when a later entry is bad), the second dirties and frees.
+// undone when a later entry is bad), the second dirties and frees. A folio is freed at its first
+// group once its count is final, and its later groups, no longer a folio, are skipped.
 function releasePins(mem: PhysicalMemory, pages: Uint32Array, n: number, makeDirty: boolean): void {
+  let released = 0;
   let i = 0;
   while (i < n) {
     const pfn = pages[i]!;
@@ -107,31 +106,21 @@ function releasePins(mem: PhysicalMemory, pages: Uint32Array, n: number, makeDir
         fail('EINVAL', `unpin of pfn ${pfn}: folio ${head} holds ${mem.pins[head]} pin(s), ${nr} released (never pinned, or unpinned twice)`);
       }
       mem.pins[head] = mem.pins[head]! - nr;
-      mem.refcount[head] = mem.refcount[head]! - (mem.order[head]! > 0 ? nr : nr * GUP_PIN_COUNTING_BIAS);
+      mem.refcount[head] = mem.refcount[head]! - mem.pinRefs(head, nr);
+      released += nr;
     }
     i += nr;
   }
-  // Dirty every folio first, then free: a folio named again further on must still be a folio
-  // when that later group is read (gup_put_folio frees only at the last put).
-  let freeable = 0;
-  for (i = 0; i < n; ) {
-    const nr = groupAt(mem, pages, n, i);
-    const head = mem.folioHead(pages[i]!);
-    i += nr;
-    if (makeDirty) mem.flags[head] = mem.flags[head]! | PG_DIRTY; // folio_mark_dirty, the zero page too
-    if (mem.flags[head]! & PG_ZERO) continue;
-    mem.stats.nrFollPinReleased += nr;
-    if (mem.refcount[head] === 0) freeable++;
-  }
-  if (freeable === 0) return;
+  mem.stats.nrFollPinReleased += released;
   for (i = 0; i < n; ) {
     const nr = groupAt(mem, pages, n, i);
     if (nr < 0) {
-      i++; // a folio freed at an earlier group of this batch
+      i++;
       continue;
     }
     const head = mem.folioHead(pages[i]!);
     i += nr;
+    if (makeDirty) mem.flags[head] = mem.flags[head]! | PG_DIRTY; // folio_mark_dirty, the zero page too
     mem.freeIfUnreferenced(head);
   }
 }
@@ -144,7 +133,7 @@ function undoRelease(mem: PhysicalMemory, pages: Uint32Array, upto: number): voi
     i += nr;
     if (mem.flags[head]! & PG_ZERO) continue;
     mem.pins[head] = mem.pins[head]! + nr;
-    mem.refcount[head] = mem.refcount[head]! + (mem.order[head]! > 0 ? nr : nr * GUP_PIN_COUNTING_BIAS);
+    mem.refcount[head] = mem.refcount[head]! + mem.pinRefs(head, nr);
   }
 }
 

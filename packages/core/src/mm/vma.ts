@@ -46,7 +46,7 @@ export class Vma {
     return (this.end - this.start) / PAGE_SIZE;
   }
 
-  /** A private writable anon or file mapping: writes break copy-on-write (`is_cow_mapping`). */
+  /** A private mapping (anon mmap always sets VM_MAYWRITE): writes break copy-on-write (`is_cow_mapping`). */
   get isCow(): boolean {
     return !this.shared;
   }
