@@ -3,7 +3,7 @@
 // (drivers/infiniband/core/umem.c). The yardstick the suite runs itself against.
 
 import {
-  AddressSpace, FOLL_LONGTERM, FOLL_WRITE, IodescError, kmallocSize, PAGE_SIZE, PhysicalMemory, pinUserPagesFast,
+  AddressSpace, FOLL_LONGTERM, FOLL_WRITE, checkInt, fail, kmallocSize, PAGE_SIZE, PhysicalMemory, pinUserPagesFast,
   unpinUserPages, unpinUserPagesDirtyLock,
 } from '@iodesc/core';
 import type { DescriptorBackend, Footprint, FromPagesOptions, GetUserOptions, IoDescriptor, PutUserOptions, Segment } from '@iodesc/core';
@@ -39,15 +39,6 @@ export class ReferenceDescriptor implements IoDescriptor {
   }
 }
 
-function fail(code: 'EINVAL' | 'EFAULT' | 'EOPNOTSUPP', message: string): never {
-  throw new IodescError(code, message);
-}
-
-function checkCount(name: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail('EINVAL', `${name} must be an integer in [${min}, ${max}], got ${String(v)}`);
-  return v;
-}
-
 // One segment per page for `length` bytes from byte `offset` of pages[0].
 function perPage(pages: Uint32Array, offset: number, length: number): Segment[] {
   const out: Segment[] = [];
@@ -67,9 +58,9 @@ export const referenceBackend: DescriptorBackend<ReferenceDescriptor> = {
   fromPages(memory: PhysicalMemory, pages: Uint32Array, offset: number, length: number, opts?: FromPagesOptions): ReferenceDescriptor {
     if (!(memory instanceof PhysicalMemory)) fail('EINVAL', 'memory must be a PhysicalMemory');
     if (!(pages instanceof Uint32Array)) fail('EINVAL', 'pages must be a Uint32Array of PFNs');
-    checkCount('offset', offset, 0, PAGE_SIZE - 1);
-    checkCount('length', length, 1);
-    if (opts?.maxSegmentSize !== undefined) checkCount('maxSegmentSize', opts.maxSegmentSize, PAGE_SIZE);
+    checkInt('offset', offset, 0, PAGE_SIZE - 1);
+    checkInt('length', length, 1);
+    if (opts?.maxSegmentSize !== undefined) checkInt('maxSegmentSize', opts.maxSegmentSize, PAGE_SIZE);
     const need = Math.ceil((offset + length) / PAGE_SIZE);
     if (need > pages.length) fail('EINVAL', `offset ${offset} + length ${length} need ${need} pages, the array holds ${pages.length}`);
     for (let i = 0; i < need; i++) {
@@ -80,8 +71,8 @@ export const referenceBackend: DescriptorBackend<ReferenceDescriptor> = {
 
   getUser(mm: AddressSpace, addr: number, length: number, opts: GetUserOptions): ReferenceDescriptor {
     if (!(mm instanceof AddressSpace)) fail('EINVAL', 'mm must be an AddressSpace');
-    checkCount('addr', addr, 0);
-    checkCount('length', length, 1);
+    checkInt('addr', addr, 0);
+    checkInt('length', length, 1);
     if (typeof opts !== 'object' || opts === null || typeof opts.write !== 'boolean') fail('EINVAL', 'opts.write must be a boolean');
     if (opts.longterm !== undefined && typeof opts.longterm !== 'boolean') fail('EINVAL', 'opts.longterm must be a boolean');
     if (!Number.isSafeInteger(addr + length)) fail('EINVAL', `addr ${addr} + length ${length} overflows`);
