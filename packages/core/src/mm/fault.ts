@@ -15,9 +15,11 @@ export const FAULT_UNSHARE = 2;
 
 /**
  * Resolves a fault on page `i` of `vma`. A read of an empty entry maps the shared zero page
- * (private anon); a write or an unshare allocates a page of our own (a 2 MiB folio when the
- * VMA allows THP and the aligned 2 MiB around it lies in the VMA with no page of its own yet).
- * Throws ENOMEM when memory is exhausted; the entry is then left as it was.
+ * (private anon), or the huge zero folio over a whole empty 2 MiB of a THP mapping; a write or
+ * an unshare allocates a page of our own (a 2 MiB folio when the VMA allows THP and the aligned
+ * 2 MiB around it lies in the VMA with no page of its own yet). Throws ENOMEM when memory is
+ * exhausted; the entry then still reads as zeros (a huge zero PMD may have become small
+ * zero-page entries).
  */
 export function handleFault(memory: PhysicalMemory, vma: Vma, i: number, kind: number): void {
   const entry = vma.pt[i]!;
