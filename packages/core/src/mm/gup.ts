@@ -113,6 +113,10 @@ function gupSlow(mm: AddressSpace, addr: number, nrPages: number, flags: number,
  */
 function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pages: Uint32Array, at: number, owner: number, fastOnly: boolean): number {
   const mem = mm.memory;
+  const pageFlags = mem.flags;
+  // the common case, checked inline: a present page of our own whose entry allows the access
+  const needWrite = flags & FOLL_WRITE ? PTE_WRITE : 0;
+  const touch = (flags & (FOLL_TOUCH | FOLL_WRITE)) === (FOLL_TOUCH | FOLL_WRITE);
   let i = 0;
   let err: Errno | undefined;
   let why = '';
@@ -140,28 +144,31 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
         why = `injected fault at ${hex((base + idx) * PAGE_SIZE)}`;
         break outer;
       }
-      // follow_page_mask(), faulting until the entry allows the access (faultin_page + retry)
-      let tries = 0;
-      for (let fault = neededFault(mem, pt[idx]!, pte[idx]!, vma, flags); fault >= 0; fault = neededFault(mem, pt[idx]!, pte[idx]!, vma, flags)) {
-        // a read fault then an unshare is the longest chain; more would be a model bug looping
-        if (++tries > 2) {
-          err = 'EFAULT';
-          why = `fault ${fault} at ${hex((base + idx) * PAGE_SIZE)} made no progress`;
-          break outer;
-        }
-        if (fastOnly) return i;
-        if (flags & FOLL_NOFAULT) {
-          err = 'EFAULT';
-          why = `FOLL_NOFAULT and no usable entry at ${hex((base + idx) * PAGE_SIZE)}`;
-          break outer;
-        }
-        try {
-          handleFault(mem, vma, idx, fault);
-        } catch (e) {
-          if (!(e instanceof IodescError)) throw e;
-          err = e.code;
-          why = e.message;
-          break outer;
+      const e = pt[idx]!;
+      if (e === 0 || (pte[idx]! & needWrite) !== needWrite || pageFlags[e - 1]! & PG_ANY_ZERO) {
+        // follow_page_mask(), faulting until the entry allows the access (faultin_page + retry)
+        let tries = 0;
+        for (let fault = neededFault(mem, pt[idx]!, pte[idx]!, vma, flags); fault >= 0; fault = neededFault(mem, pt[idx]!, pte[idx]!, vma, flags)) {
+          // a read fault then an unshare is the longest chain; more would be a model bug looping
+          if (++tries > 2) {
+            err = 'EFAULT';
+            why = `fault ${fault} at ${hex((base + idx) * PAGE_SIZE)} made no progress`;
+            break outer;
+          }
+          if (fastOnly) break outer;
+          if (flags & FOLL_NOFAULT) {
+            err = 'EFAULT';
+            why = `FOLL_NOFAULT and no usable entry at ${hex((base + idx) * PAGE_SIZE)}`;
+            break outer;
+          }
+          try {
+            handleFault(mem, vma, idx, fault);
+          } catch (e) {
+            if (!(e instanceof IodescError)) throw e;
+            err = e.code;
+            why = e.message;
+            break outer;
+          }
         }
       }
       const pfn = pt[idx]! - 1;
@@ -176,14 +183,14 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
         }
       }
       const grabbed = tryGrabFolio(mem, head, increm, flags, owner);
-      if (grabbed !== '') {
-        if (fastOnly) return i;
+      if (grabbed !== GRABBED) {
+        if (fastOnly) break outer;
         err = 'ENOMEM';
-        why = grabbed;
+        why = `${grabbed === PIN_OVERFLOW ? 'pin count' : 'refcount'} of pfn ${head} would overflow`;
         break outer;
       }
       // follow_page_pte() under FOLL_TOUCH: a write through a clean entry dirties the folio
-      if (flags & FOLL_TOUCH && flags & FOLL_WRITE && !(pte[idx]! & PTE_DIRTY)) mem.flags[head] = mem.flags[head]! | PG_DIRTY;
+      if (touch && !(pte[idx]! & PTE_DIRTY)) pageFlags[head] = pageFlags[head]! | PG_DIRTY;
       for (let j = 0; j < increm; j++) pages[at + i + j] = pfn + j;
       i += increm;
       idx += increm;
@@ -226,30 +233,31 @@ function neededFault(mem: PhysicalMemory, e: number, bits: number, vma: Vma, fla
   return -1;
 }
 
+/** tryGrabFolio's answers: taken (or nothing to take), or which count would overflow. */
+const GRABBED = 0;
+const PIN_OVERFLOW = 1;
+const REF_OVERFLOW = 2;
+
 /**
  * Takes `refs` references or pins on the folio headed by `head` (`try_grab_folio`). The zero
  * page is never pinned; a small folio's pin adds GUP_PIN_COUNTING_BIAS to its refcount; a large
- * folio's adds 1 to its refcount and 1 to its pin count. Returns '' on success, else why not
- * (an overflow; nothing changed), which the walk turns into a short count.
+ * folio's adds 1 to its refcount and 1 to its pin count. On overflow nothing changes and the
+ * walk turns the answer into a short count. Kept small so that the walk inlines it.
  */
-function tryGrabFolio(mem: PhysicalMemory, head: number, refs: number, flags: number, owner: number): string {
-  let add: number;
-  if (flags & FOLL_GET) {
-    add = refs;
-  } else if (flags & FOLL_PIN) {
-    if (mem.flags[head]! & PG_ZERO) return '';
-    if (mem.pins[head]! > INT32_MAX - refs) return `pin count of pfn ${head} would overflow`;
-    add = mem.pinRefs(head, refs);
-  } else {
-    return '';
-  }
-  if (!mem.tryRefAdd(head, add)) return `refcount of pfn ${head} would overflow (${mem.refcount[head]} + ${add})`;
-  if (flags & FOLL_GET) {
-    mem.gets[head] = mem.gets[head]! + refs;
-  } else {
+function tryGrabFolio(mem: PhysicalMemory, head: number, refs: number, flags: number, owner: number): number {
+  if (flags & FOLL_PIN) {
+    if (mem.flags[head]! & PG_ZERO) return GRABBED;
+    if (mem.pins[head]! > INT32_MAX - refs) return PIN_OVERFLOW;
+    const add = mem.pinRefs(head, refs);
+    if (!mem.tryRefAdd(head, add)) return REF_OVERFLOW;
     mem.pins[head] = mem.pins[head]! + refs;
     mem.stats.nrFollPinAcquired += refs;
+  } else if (flags & FOLL_GET) {
+    if (!mem.tryRefAdd(head, refs)) return REF_OVERFLOW;
+    mem.gets[head] = mem.gets[head]! + refs;
+  } else {
+    return GRABBED;
   }
   if (owner !== 0) mem.owner[head] = owner;
-  return '';
+  return GRABBED;
 }

@@ -87,31 +87,27 @@ export function pageMapcount(memory: PhysicalMemory, pfn: number): number {
 
 
 // Two passes over folio groups: the first takes the pins off (nothing is freed, so it can be
-// undone when a later entry is bad), the second dirties and frees. A folio is freed at its first
+// undone when a later entry is bad), the second, needed only to dirty or to free, does so. A folio is freed at its first
 // group once its count is final, and its later groups, no longer a folio, are skipped.
 function releasePins(mem: PhysicalMemory, pages: Uint32Array, n: number, makeDirty: boolean): void {
   let released = 0;
+  let freeable = 0;
   let i = 0;
   while (i < n) {
     const pfn = pages[i]!;
     const nr = groupAt(mem, pages, n, i);
-    if (nr < 0) {
-      undoRelease(mem, pages, i);
-      fail('EINVAL', `unpin of pfn ${pfn}: ${pfn >= mem.nrPages ? `beyond memory (${mem.nrPages} pages)` : 'a free page'}`);
-    }
+    if (nr < 0) refuse(mem, pages, i, nr);
     const head = mem.folioHead(pfn);
     if (!(mem.flags[head]! & PG_ZERO)) {
-      if (mem.pins[head]! < nr) {
-        undoRelease(mem, pages, i);
-        fail('EINVAL', `unpin of pfn ${pfn}: folio ${head} holds ${mem.pins[head]} pin(s), ${nr} released (never pinned, or unpinned twice)`);
-      }
+      if (mem.pins[head]! < nr) refuse(mem, pages, i, nr);
       mem.pins[head] = mem.pins[head]! - nr;
-      mem.refcount[head] = mem.refcount[head]! - mem.pinRefs(head, nr);
+      if ((mem.refcount[head] = mem.refcount[head]! - mem.pinRefs(head, nr)) === 0) freeable++;
       released += nr;
     }
     i += nr;
   }
   mem.stats.nrFollPinReleased += released;
+  if (!makeDirty && freeable === 0) return;
   for (i = 0; i < n; ) {
     const nr = groupAt(mem, pages, n, i);
     if (nr < 0) {
@@ -123,6 +119,16 @@ function releasePins(mem: PhysicalMemory, pages: Uint32Array, n: number, makeDir
     if (makeDirty) mem.flags[head] = mem.flags[head]! | PG_DIRTY; // folio_mark_dirty, the zero page too
     mem.freeIfUnreferenced(head);
   }
+}
+
+// Undoes what the batch released before entry `i`, then throws EINVAL naming pages[i]: kept
+// out of releasePins so that its loop stays small.
+function refuse(mem: PhysicalMemory, pages: Uint32Array, i: number, nr: number): never {
+  undoRelease(mem, pages, i);
+  const pfn = pages[i]!;
+  if (nr < 0) fail('EINVAL', `unpin of pfn ${pfn}: ${pfn >= mem.nrPages ? `beyond memory (${mem.nrPages} pages)` : 'a free page'}`);
+  const head = mem.folioHead(pfn);
+  return fail('EINVAL', `unpin of pfn ${pfn}: folio ${head} holds ${mem.pins[head]} pin(s), ${nr} released (never pinned, or unpinned twice)`);
 }
 
 // Re-adds the pins taken off for entries [0, upto).
