@@ -161,11 +161,12 @@ export class PhysicalMemory {
     const nr = 1 << order;
     this.nrFreePages -= nr;
     const fl = anon ? PG_ANON | PG_UPTODATE | PG_LIVE : PG_UPTODATE | PG_LIVE;
-    this.order.fill(order, head, head + nr);
     if (order > 0) {
+      this.order.fill(order, head, head + nr);
       this.flags.fill(fl | PG_TAIL, head + 1, head + nr);
       this.flags[head] = fl | PG_HEAD;
     } else {
+      this.order[head] = 0;
       this.flags[head] = fl;
     }
     this.refcount[head] = 1;
@@ -242,7 +243,8 @@ export class PhysicalMemory {
     const order = this.order[head]!;
     const nr = 1 << order;
     if (this.store.materialised > 0) for (let p = head; p < head + nr; p++) this.store.drop(p);
-    this.flags.fill(0, head, head + nr);
+    if (order > 0) this.flags.fill(0, head, head + nr);
+    else this.flags[head] = 0;
     this.pins[head] = 0;
     this.gets[head] = 0;
     this.owner[head] = 0;
@@ -258,7 +260,7 @@ export class PhysicalMemory {
       pfn &= ~(1 << o);
       o++;
     }
-    this.order.fill(0, head, head + nr);
+    if (order > 0) this.order.fill(0, head, head + nr);
     this.linkFree(pfn, o, this.toTail(pfn, o));
   }
 
