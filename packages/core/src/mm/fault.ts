@@ -42,9 +42,12 @@ export function handleFault(memory: PhysicalMemory, vma: Vma, i: number, kind: n
   const pfn = memory.allocFolio(0, !vma.shared);
   if (pfn < 0) fail('ENOMEM', `out of memory faulting in ${hex(vma.start + i * PAGE_SIZE)}`);
   if (!vma.shared) memory.flags[pfn] = memory.flags[pfn]! | PG_ANON_EXCL;
+  // fault_dirty_shared_page(): a write fault on shared memory dirties the folio
+  else if (kind === FAULT_WRITE) memory.flags[pfn] = memory.flags[pfn]! | PG_DIRTY;
   memory.mapcount[pfn] = 1;
   vma.pt[i] = pfn + 1;
-  vma.pte[i] = entryBits(vma, kind);
+  // wp_page_copy(): a write copying off the zero page makes a dirty entry even in a read-only VMA
+  vma.pte[i] = zeroLike && kind === FAULT_WRITE ? PTE_DIRTY | (vma.vmFlags & VM_WRITE ? PTE_WRITE : 0) : entryBits(vma, kind);
 }
 
 // Index of the first page of the aligned 2 MiB holding page `i`, or -1 when that range does
@@ -71,20 +74,22 @@ function mapHugeZero(memory: PhysicalMemory, vma: Vma, i: number): boolean {
 }
 
 // do_huge_pmd_anonymous_page() / do_huge_zero_wp_pmd(): one order-9 folio behind one PMD entry,
-// refcount 1, each page mapped once. Falls back to small pages when the range is not eligible
-// (a page of its own is already mapped there) or no folio is free.
+// refcount 1, each page mapped once. Only where no page table exists yet (pmd_none: every entry
+// empty) or the huge zero folio is mapped; else, or when no folio is free, small pages.
 function tryHugeFault(memory: PhysicalMemory, vma: Vma, i: number, kind: number): boolean {
   const first = pmdRangeStart(vma, i);
   if (first < 0) return false;
-  for (let j = first; j < first + HPAGE_PMD_NR; j++) {
-    const e = vma.pt[j]!;
-    if (e !== 0 && !(memory.flags[e - 1]! & PG_ANY_ZERO)) return false;
-  }
+  const e0 = vma.pt[first]!;
+  const hugeZero = e0 !== 0 && vma.pte[first]! & PTE_PMD && memory.flags[e0 - 1]! & PG_HUGE_ZERO;
+  if (!hugeZero) for (let j = first; j < first + HPAGE_PMD_NR; j++) if (vma.pt[j] !== 0) return false;
   const head = memory.allocFolio(HPAGE_PMD_ORDER, !vma.shared);
   if (head < 0) return false;
   if (!vma.shared) memory.flags[head] = memory.flags[head]! | PG_ANON_EXCL;
-  // map_anon_folio_pmd(): a new huge entry is always dirty, and writable when the VMA is
-  const bits = PTE_PMD | PTE_DIRTY | (vma.vmFlags & VM_WRITE ? PTE_WRITE : 0);
+  // map_anon_folio_pmd(): a new anonymous huge entry is always dirty, and writable when the VMA
+  // is; a shared one (do_set_pmd) is dirty, and its folio too, only on a write
+  const dirty = !vma.shared || kind === FAULT_WRITE;
+  const bits = PTE_PMD | (dirty ? PTE_DIRTY : 0) | (vma.vmFlags & VM_WRITE && (dirty || vma.shared) ? PTE_WRITE : 0);
+  if (vma.shared && kind === FAULT_WRITE) memory.flags[head] = memory.flags[head]! | PG_DIRTY;
   for (let j = 0; j < HPAGE_PMD_NR; j++) {
     vma.pt[first + j] = head + j + 1;
     vma.pte[first + j] = bits;

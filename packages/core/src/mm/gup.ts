@@ -146,6 +146,8 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
       }
       const e = pt[idx]!;
       if (e === 0 || (pte[idx]! & needWrite) !== needWrite || pageFlags[e - 1]! & PG_ANY_ZERO) {
+        // gup_fast refuses what pte_access_permitted() refuses, and special (zero) entries
+        if (fastOnly) break outer;
         // follow_page_mask(), faulting until the entry allows the access (faultin_page + retry)
         let tries = 0;
         for (let fault = neededFault(mem, pt[idx]!, pte[idx]!, vma, flags); fault >= 0; fault = neededFault(mem, pt[idx]!, pte[idx]!, vma, flags)) {
@@ -155,7 +157,6 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
             why = `fault ${fault} at ${hex((base + idx) * PAGE_SIZE)} made no progress`;
             break outer;
           }
-          if (fastOnly) break outer;
           if (flags & FOLL_NOFAULT) {
             err = 'EFAULT';
             why = `FOLL_NOFAULT and no usable entry at ${hex((base + idx) * PAGE_SIZE)}`;

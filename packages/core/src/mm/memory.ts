@@ -72,6 +72,8 @@ export class PhysicalMemory {
   // so that building a large memory touches no per-frame state (deferred struct page init).
   private pristine = new Uint32Array(0);
   private pristineNext = 0;
+  /** Max-order blocks freed to the tail while never-used ones remain: handed out after them. */
+  private readonly afterPristine: number[] = [];
   private readonly next: Int32Array;
   private readonly prev: Int32Array;
   private readonly ownerNames: string[] = [''];
@@ -147,9 +149,14 @@ export class PhysicalMemory {
       head = this.freeHead[o]!;
       this.unlinkFree(head, o);
     } else if (this.pristineNext < this.pristine.length) {
-      // the max-order list runs on into the blocks never handed out since boot
+      // the max-order list runs on into the blocks never handed out since boot...
       head = this.pristine[this.pristineNext++]!;
       o = MAX_PAGE_ORDER;
+      // ...and then into those freed to its tail meanwhile, which now join it for real
+      if (this.pristineNext === this.pristine.length) {
+        for (const b of this.afterPristine) this.linkFree(b, MAX_PAGE_ORDER, true);
+        this.afterPristine.length = 0;
+      }
     } else {
       return NONE;
     }
@@ -278,6 +285,11 @@ export class PhysicalMemory {
   private linkFree(pfn: number, order: number, toTail = false): void {
     this.flags[pfn] = PG_BUDDY;
     this.order[pfn] = order;
+    if (toTail && order === MAX_PAGE_ORDER && this.pristineNext < this.pristine.length) {
+      // the tail of the max-order list lies past the never-used blocks
+      this.afterPristine.push(pfn);
+      return;
+    }
     this.freeCount[order]!++;
     const last = this.freeTail[order]!;
     if (toTail && last !== NONE) {
@@ -316,7 +328,7 @@ export class PhysicalMemory {
       while (o < MAX_PAGE_ORDER && (pfn & (1 << o)) === 0 && pfn + (2 << o) <= this.nrPages) o++;
       while (pfn + (1 << o) > this.nrPages) o--;
       if (o === MAX_PAGE_ORDER) big.push(pfn);
-      else this.linkFree(pfn, o);
+      else this.linkFree(pfn, o, true); // __free_pages_core(): FPI_TO_TAIL
       this.nrFreePages += 1 << o;
       pfn += 1 << o;
     }
@@ -335,7 +347,7 @@ export class PhysicalMemory {
   /** Free blocks per order, as /proc/buddyinfo prints them. */
   buddyinfo(): number[] {
     const info = Array.from(this.freeCount);
-    info[MAX_PAGE_ORDER] = info[MAX_PAGE_ORDER]! + this.pristine.length - this.pristineNext;
+    info[MAX_PAGE_ORDER] = info[MAX_PAGE_ORDER]! + this.pristine.length - this.pristineNext + this.afterPristine.length;
     return info;
   }
 
