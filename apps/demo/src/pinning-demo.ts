@@ -39,6 +39,27 @@ function errorText(e: unknown): string {
   return e instanceof IodescError ? `IodescError ${e.code}` : String(e);
 }
 
+// Untouched memory reads as the zero page; what a pin gets there depends on how long it holds.
+function zeroPageSection(memory: PhysicalMemory, mm: AddressSpace, out: (line: string) => void): void {
+  const buf = mm.mmap(PAGE_SIZE);
+  const thp = mm.mmap(2 * MiB, { thp: true });
+  const one = new Uint32Array(1);
+  out('Pins of memory never written:');
+  pinUserPagesFast(mm, buf, 1, 0, one);
+  out(`  short-term read-only pin: pfn ${one[0]} (the zero page: ${one[0] === memory.zeroPfn ? 'yes' : 'no'}), pins taken ${memory.stats.nrFollPinAcquired - memory.stats.nrFollPinReleased}`);
+  unpinUserPages(memory, one, 1);
+  pinUserPagesFast(mm, buf, 1, FOLL_LONGTERM, one);
+  out(`  long-term read-only pin:  pfn ${one[0]} (a page of its own: gup_must_unshare), pin count ${folioPinCount(memory, one[0]!)}`);
+  unpinUserPages(memory, one, 1);
+  pinUserPagesFast(mm, thp, 1, 0, one);
+  const hz = memory.folioHead(one[0]!);
+  out(`  read-only pin in a THP range: the huge zero folio (pfn ${hz}), pinned and counted like any large folio: pin count ${folioPinCount(memory, hz)}`);
+  unpinUserPages(memory, one, 1);
+  mm.munmap(buf, PAGE_SIZE);
+  mm.munmap(thp, 2 * MiB);
+  out('');
+}
+
 /** Runs the demo, writing its lines through `out`. Returns the leak report's length (0 when clean). */
 export function runPinningDemo(out: (line: string) => void, seed = 7): number {
   const memory = new PhysicalMemory({ bytes: 1024 * MiB, seed });
@@ -98,6 +119,9 @@ export function runPinningDemo(out: (line: string) => void, seed = 7): number {
   } catch (e) {
     out(`unpinning the first page again: ${errorText(e)} (the kernel would WARN)`);
   }
+
+  out('');
+  zeroPageSection(memory, mm, out);
 
   // 4 pages with the last unmapped again: a hole after 3 pages, whatever lies beyond it
   const tail = mm.mmap(4 * PAGE_SIZE);

@@ -10,6 +10,8 @@ describe('runPinningDemo', () => {
     expect(text).toMatch(/RDMA registration of both buffers \(4096 pages to pinned_vm\): IodescError ENOMEM/);
     expect(text).toContain('IodescError EINVAL');
     expect(text).toContain('got 3');
+    expect(text).toContain('(the zero page: yes), pins taken 0');
+    expect(text).toMatch(/the huge zero folio \(pfn \d+\), pinned and counted like any large folio: pin count 1/);
   });
 });
 
