@@ -5,8 +5,8 @@ import { GUP_PIN_COUNTING_BIAS, HPAGE_PMD_ORDER, INT32_MAX, MAX_PAGE_ORDER, PAGE
 import { checkBool, checkInt, fail } from '../errors.js';
 import type { LeakEntry } from './leak.js';
 import { PageStore } from './page-store.js';
-import { splitmix32 } from './prng.js';
-import { PG_ANON, PG_BUDDY, PG_DIRTY, PG_HEAD, PG_HUGE_ZERO, PG_LIVE, PG_RESERVED, PG_TAIL, PG_UPTODATE, PG_ZERO } from './page-flags.js';
+import { BuddyAllocator } from './buddy.js';
+import { PG_ANON, PG_DIRTY, PG_HEAD, PG_HUGE_ZERO, PG_LIVE, PG_RESERVED, PG_TAIL, PG_UPTODATE, PG_ZERO } from './page-flags.js';
 
 /** Options for `new PhysicalMemory`. */
 export interface PhysicalMemoryOptions {
@@ -59,23 +59,9 @@ export class PhysicalMemory {
   readonly order: Uint8Array;
   readonly owner: Uint32Array;
   readonly store: PageStore;
+  /** The free lists (mm/page_alloc.c). */
+  readonly buddy: BuddyAllocator;
   readonly stats: MemoryStats = { nrFollPinAcquired: 0, nrFollPinReleased: 0, folioAllocs: 0, folioFrees: 0 };
-  /** Free pages on the buddy lists. */
-  nrFreePages = 0;
-
-  private readonly freeHead = new Int32Array(MAX_PAGE_ORDER + 1).fill(NONE);
-  private readonly freeTail = new Int32Array(MAX_PAGE_ORDER + 1).fill(NONE);
-  /** The shuffle's random source, when seeded. */
-  private rand: (() => number) | undefined;
-  private readonly freeCount = new Int32Array(MAX_PAGE_ORDER + 1);
-  // Max-order blocks never handed out since boot, in hand-out order, kept off the linked lists
-  // so that building a large memory touches no per-frame state (deferred struct page init).
-  private pristine = new Uint32Array(0);
-  private pristineNext = 0;
-  /** Max-order blocks freed to the tail while never-used ones remain: handed out after them. */
-  private readonly afterPristine: number[] = [];
-  private readonly next: Int32Array;
-  private readonly prev: Int32Array;
   private readonly ownerNames: string[] = [''];
   private readonly ownerIds = new Map<string, number>();
   private allocFailAfter = NONE;
@@ -97,12 +83,10 @@ export class PhysicalMemory {
     this.flags = new Uint16Array(n);
     this.order = new Uint8Array(n);
     this.owner = new Uint32Array(n);
-    this.next = new Int32Array(n);
-    this.prev = new Int32Array(n);
     this.store = new PageStore(n);
     this.flags[0] = PG_ZERO | PG_RESERVED | PG_UPTODATE | PG_LIVE;
     this.refcount[0] = 1;
-    this.seedFreeLists(seed);
+    this.buddy = new BuddyAllocator(n, this.flags, this.order, seed);
   }
 
   /** PFN of the first page of the folio holding `pfn` (`page_folio`). Trusts `pfn`. */
@@ -127,7 +111,17 @@ export class PhysicalMemory {
     return p;
   }
 
-  // --- the buddy allocator (mm/page_alloc.c) ---
+  /** Free pages on the buddy lists. */
+  get nrFreePages(): number {
+    return this.buddy.nrFreePages;
+  }
+
+  /** Free blocks per order, as /proc/buddyinfo prints them. */
+  buddyinfo(): number[] {
+    return this.buddy.buddyinfo();
+  }
+
+  // --- folios ---
 
   /**
    * Allocates a folio of 2^order pages, refcount 1, contents zero (`folio_alloc`).
@@ -142,31 +136,9 @@ export class PhysicalMemory {
       if (--this.allocFailTimes <= 0) this.allocFailAfter = NONE;
       return NONE;
     }
-    let o = order;
-    while (o <= MAX_PAGE_ORDER && this.freeHead[o] === NONE) o++;
-    let head: number;
-    if (o <= MAX_PAGE_ORDER) {
-      head = this.freeHead[o]!;
-      this.unlinkFree(head, o);
-    } else if (this.pristineNext < this.pristine.length) {
-      // the max-order list runs on into the blocks never handed out since boot...
-      head = this.pristine[this.pristineNext++]!;
-      o = MAX_PAGE_ORDER;
-      // ...and then into those freed to its tail meanwhile, which now join it for real
-      if (this.pristineNext === this.pristine.length) {
-        for (const b of this.afterPristine) this.linkFree(b, MAX_PAGE_ORDER, true);
-        this.afterPristine.length = 0;
-      }
-    } else {
-      return NONE;
-    }
-    // expand(): hand the upper halves back, keep the lowest block
-    while (o > order) {
-      o--;
-      this.linkFree(head + (1 << o), o);
-    }
+    const head = this.buddy.take(order);
+    if (head < 0) return NONE;
     const nr = 1 << order;
-    this.nrFreePages -= nr;
     const fl = anon ? PG_ANON | PG_UPTODATE | PG_LIVE : PG_UPTODATE | PG_LIVE;
     if (order > 0) {
       this.order.fill(order, head, head + nr);
@@ -256,99 +228,8 @@ export class PhysicalMemory {
     this.gets[head] = 0;
     this.owner[head] = 0;
     this.stats.folioFrees++;
-    this.nrFreePages += nr;
-    // __free_one_page(): merge with the buddy while it is free and of the same order
-    let pfn = head;
-    let o = order;
-    while (o < MAX_PAGE_ORDER) {
-      const buddy = pfn ^ (1 << o);
-      if (buddy + (1 << o) > this.nrPages || !(this.flags[buddy]! & PG_BUDDY) || this.order[buddy] !== o) break;
-      this.unlinkFree(buddy, o);
-      pfn &= ~(1 << o);
-      o++;
-    }
     if (order > 0) this.order.fill(0, head, head + nr);
-    this.linkFree(pfn, o, this.toTail(pfn, o));
-  }
-
-  // Where __free_one_page() puts a merged block: at a max-order block a coin toss when the free
-  // lists are shuffled (shuffle_pick_tail), else at the tail when the block's own buddy one
-  // order up is free, so that it is likely to merge before being handed out (buddy_merge_likely).
-  private toTail(pfn: number, order: number): boolean {
-    if (order >= MAX_PAGE_ORDER) return this.rand !== undefined && (this.rand() & 1) === 1;
-    if (order >= MAX_PAGE_ORDER - 1) return false;
-    const higher = pfn & ~(1 << order);
-    const higherBuddy = higher ^ (2 << order);
-    return higherBuddy + (2 << order) <= this.nrPages && (this.flags[higherBuddy]! & PG_BUDDY) !== 0 && this.order[higherBuddy] === order + 1;
-  }
-
-  private linkFree(pfn: number, order: number, toTail = false): void {
-    this.flags[pfn] = PG_BUDDY;
-    this.order[pfn] = order;
-    if (toTail && order === MAX_PAGE_ORDER && this.pristineNext < this.pristine.length) {
-      // the tail of the max-order list lies past the never-used blocks
-      this.afterPristine.push(pfn);
-      return;
-    }
-    this.freeCount[order]!++;
-    const last = this.freeTail[order]!;
-    if (toTail && last !== NONE) {
-      this.next[last] = pfn;
-      this.prev[pfn] = last;
-      this.next[pfn] = NONE;
-      this.freeTail[order] = pfn;
-      return;
-    }
-    const first = this.freeHead[order]!;
-    this.next[pfn] = first;
-    this.prev[pfn] = NONE;
-    if (first !== NONE) this.prev[first] = pfn;
-    else this.freeTail[order] = pfn;
-    this.freeHead[order] = pfn;
-  }
-
-  private unlinkFree(pfn: number, order: number): void {
-    const n = this.next[pfn]!;
-    const p = this.prev[pfn]!;
-    if (p === NONE) this.freeHead[order] = n;
-    else this.next[p] = n;
-    if (n !== NONE) this.prev[n] = p;
-    else this.freeTail[order] = p;
-    this.flags[pfn] = 0;
-    this.freeCount[order]!--;
-  }
-
-  // Frame 0 is the zero page; the rest goes on the free lists as maximal aligned blocks, the
-  // max-order ones shuffled when seeded (shuffle_free_memory() at SHUFFLE_ORDER = MAX_PAGE_ORDER).
-  private seedFreeLists(seed: number | undefined): void {
-    const big: number[] = [];
-    let pfn = 1;
-    while (pfn < this.nrPages) {
-      let o = 0;
-      while (o < MAX_PAGE_ORDER && (pfn & (1 << o)) === 0 && pfn + (2 << o) <= this.nrPages) o++;
-      while (pfn + (1 << o) > this.nrPages) o--;
-      if (o === MAX_PAGE_ORDER) big.push(pfn);
-      else this.linkFree(pfn, o, true); // __free_pages_core(): FPI_TO_TAIL
-      this.nrFreePages += 1 << o;
-      pfn += 1 << o;
-    }
-    if (seed !== undefined) {
-      const rand = (this.rand = splitmix32(seed));
-      for (let i = big.length - 1; i > 0; i--) {
-        const j = rand() % (i + 1);
-        const t = big[i]!;
-        big[i] = big[j]!;
-        big[j] = t;
-      }
-    }
-    this.pristine = Uint32Array.from(big);
-  }
-
-  /** Free blocks per order, as /proc/buddyinfo prints them. */
-  buddyinfo(): number[] {
-    const info = Array.from(this.freeCount);
-    info[MAX_PAGE_ORDER] = info[MAX_PAGE_ORDER]! + this.pristine.length - this.pristineNext + this.afterPristine.length;
-    return info;
+    this.buddy.give(head, order);
   }
 
   // --- bytes, as a device or the CPU sees them by physical address ---
