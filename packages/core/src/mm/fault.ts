@@ -99,14 +99,13 @@ function tryHugeFault(memory: PhysicalMemory, vma: Vma, i: number, kind: number)
 }
 
 /**
- * Removes the entries for pages [from, to) of `vma` (`zap_pte_range`): each drops its mapcount
- * and its reference. A PMD mapping cut in part is first split into page entries, which then
- * hold one reference each (`__split_huge_pmd`). Pinned pages stay allocated until unpinned.
+ * Removes every entry of `vma` (`zap_pte_range`): each drops its mapcount and its reference; a
+ * PMD entry drops one for its 2 MiB. The caller has split any PMD straddling the VMA's edges
+ * (`splitHugePmdAt`). Pinned pages stay allocated until unpinned.
  */
-export function zapRange(memory: PhysicalMemory, vma: Vma, from: number, to: number): void {
-  if (from < to && vma.pte[from]! & PTE_PMD && pmdOffset(vma, from) !== 0) splitPmdAt(memory, vma, from);
-  if (to < vma.nrPages && vma.pte[to]! & PTE_PMD && pmdOffset(vma, to) !== 0) splitPmdAt(memory, vma, to);
-  let i = from;
+export function zapVma(memory: PhysicalMemory, vma: Vma): void {
+  const to = vma.nrPages;
+  let i = 0;
   while (i < to) {
     const e = vma.pt[i]!;
     if (e === 0) {

@@ -3,7 +3,7 @@
 
 import { PAGE_SIZE, PMD_SIZE, TASK_SIZE_MAX } from '../constants.js';
 import { checkBool, checkErrno, checkInt, checkOptions, fail, hex, IodescError, type Errno } from '../errors.js';
-import { FAULT_READ, FAULT_WRITE, handleFault, splitHugePmdAt, zapRange } from './fault.js';
+import { FAULT_READ, FAULT_WRITE, handleFault, splitHugePmdAt, zapVma } from './fault.js';
 import { PhysicalMemory } from './memory.js';
 import { PG_ANY_ZERO } from './page-flags.js';
 import { PTE_DIRTY, PTE_WRITE, VM_EXEC, VM_READ, VM_WRITE, Vma, type Backing, type Prot } from './vma.js';
@@ -136,7 +136,7 @@ export class AddressSpace {
         this.vmas.splice(k + 1, 0, vma.splitAt(end));
       }
       vma = this.vmas[k]!;
-      zapRange(this.memory, vma, 0, vma.nrPages);
+      zapVma(this.memory, vma);
       this.vmas.splice(k--, 1);
     }
     this.lastVma = undefined;
