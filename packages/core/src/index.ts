@@ -23,6 +23,14 @@ export {
 } from './mm/accounting.js';
 export { leakReport } from './mm/leak.js';
 export { kmallocSize } from './descriptor/kmalloc.js';
+export { DMA_TO_DEVICE, DMA_FROM_DEVICE, DMA_BIDIRECTIONAL, checkDirection } from './dma/types.js';
+export { Device, NO_SEG_BOUNDARY } from './dma/device.js';
+export { Iommu, IOMMU_READ, IOMMU_WRITE } from './dma/iommu.js';
+export { IovaDomain } from './dma/iova.js';
+export { DmaMapping, dmaMapSegments, dmaUnmapSegments, dmaSyncForCpu, dmaSyncForDevice } from './dma/mapping.js';
+export {
+  SwiotlbPool, swiotlbInit, swiotlbPool, IO_TLB_SIZE, IO_TLB_SEGSIZE, IO_TLB_DEFAULT_SIZE,
+} from './dma/swiotlb.js';
 export { registerBackend, getBackend, listBackends, unregisterBackend } from './descriptor/registry.js';
 
 export type { Errno } from './errors.js';
@@ -36,5 +44,8 @@ export type {
   Segment, Footprint, IoDescriptor, BackendCapabilities, FromPagesOptions, GetUserOptions, PutUserOptions,
   ToFragsResult, DescriptorBackend,
 } from './descriptor/types.js';
-export type { DmaDirection, DmaSegment, DmaDevice, DmaMapping } from './dma/types.js';
+export type { DmaDirection, DmaSegment } from './dma/types.js';
+export type { DeviceOptions } from './dma/device.js';
+export type { IommuOptions } from './dma/iommu.js';
+export type { DmaMapOptions } from './dma/mapping.js';
 export type { FragArray, ConversionCost } from './net/types.js';

@@ -1,7 +1,9 @@
 // The descriptor interface every backend implements (scatterlist, bio_vec, unified fragment),
 // and the footprint it reports: what the kernel's structures for it would cost.
 
-import type { DmaDevice, DmaDirection, DmaMapping } from '../dma/types.js';
+import type { Device } from '../dma/device.js';
+import type { DmaMapping } from '../dma/mapping.js';
+import type { DmaDirection } from '../dma/types.js';
 import type { AddressSpace } from '../mm/mm.js';
 import type { PhysicalMemory } from '../mm/memory.js';
 import type { ConversionCost, FragArray } from '../net/types.js';
@@ -90,7 +92,12 @@ export interface DescriptorBackend<D extends IoDescriptor = IoDescriptor> {
   getUser(mm: AddressSpace, addr: number, length: number, opts: GetUserOptions): D;
   /** Releases what `getUser` pinned, dirtying first when asked. */
   putUser(desc: D, opts: PutUserOptions): void;
-  dmaMap(desc: D, device: DmaDevice, dir: DmaDirection): DmaMapping;
+  /**
+   * Maps the descriptor for `device` in direction `dir`, honouring the device's limits (through
+   * core's `dmaMapSegments`, or a backend's own walk that produces the same segments).
+   */
+  dmaMap(desc: D, device: Device, dir: DmaDirection): DmaMapping;
+  /** Unmaps what `dmaMap` mapped (`dmaUnmapSegments` with the mapping's own direction). */
   dmaUnmap(mapping: DmaMapping): void;
   toFrags(desc: D, opts?: Record<string, unknown>): ToFragsResult;
 }

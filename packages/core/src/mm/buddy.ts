@@ -142,6 +142,66 @@ export class BuddyAllocator {
     this.freeCount[order]!--;
   }
 
+  /**
+   * Takes the frames [start, start + nr) off the free lists, all of which must be free, and
+   * returns the rest of every block they cut to the lists (the model of a memblock or CMA
+   * reservation: `alloc_contig_range` isolating a range). Cost: O(blocks touched × order).
+   */
+  claimRange(start: number, nr: number): void {
+    const end = start + nr;
+    let p = start;
+    while (p < end) {
+      let o = 0;
+      let head = p;
+      while (o <= MAX_PAGE_ORDER) {
+        head = p - (p % (1 << o));
+        if (this.flags[head]! & PG_BUDDY && this.order[head] === o) break;
+        o++;
+      }
+      if (o <= MAX_PAGE_ORDER) {
+        this.unlinkFree(head, o);
+      } else {
+        // a max-order block not yet on any list
+        o = MAX_PAGE_ORDER;
+        head = p - (p % (1 << o));
+        this.unlistPristine(head);
+      }
+      const blockEnd = head + (1 << o);
+      this.releaseSpan(head, Math.max(head, start));
+      this.releaseSpan(Math.min(blockEnd, end), blockEnd);
+      p = blockEnd;
+    }
+    this.nrFreePages -= nr;
+  }
+
+  // Puts [from, to) back on the lists as maximal aligned blocks (no merging: each block's buddy
+  // is claimed or another piece of the same split).
+  private releaseSpan(from: number, to: number): void {
+    let p = from;
+    while (p < to) {
+      let o = 0;
+      while (o < MAX_PAGE_ORDER && p % (2 << o) === 0 && p + (2 << o) <= to) o++;
+      this.linkFree(p, o, true);
+      p += 1 << o;
+    }
+  }
+
+  private unlistPristine(head: number): void {
+    const i = this.pristine.indexOf(head, this.pristineNext);
+    if (i >= 0) {
+      this.pristine.copyWithin(i, i + 1);
+      this.pristine = this.pristine.subarray(0, this.pristine.length - 1);
+      if (this.pristineNext === this.pristine.length) {
+        for (const b of this.afterPristine) this.linkFree(b, MAX_PAGE_ORDER, true);
+        this.afterPristine.length = 0;
+      }
+      return;
+    }
+    const j = this.afterPristine.indexOf(head);
+    if (j < 0) throw new Error(`buddy: frame ${head} is not free`);
+    this.afterPristine.splice(j, 1);
+  }
+
   // Frame 0 is the zero page; the rest goes on the free lists as maximal aligned blocks, the
   // max-order ones shuffled when seeded (shuffle_free_memory() at SHUFFLE_ORDER = MAX_PAGE_ORDER).
   private seedFreeLists(seed: number | undefined): void {

@@ -166,6 +166,34 @@ export class PhysicalMemory {
   }
 
   /**
+   * Reserves the lowest run of `nrPages` free frames for good, as a boot-time reservation takes
+   * memory low (`memblock_alloc_low`; swiotlb's pool). Each frame becomes a reserved page
+   * (refcount 1, never freed). Returns the first PFN, or -1 when no run is free.
+   * Cost: one scan of the frames' flags.
+   */
+  reserveLowest(nrPages: number): number {
+    checkInt('nrPages', nrPages, 1, this.nrPages);
+    const flags = this.flags;
+    let run = 0;
+    let start = -1;
+    for (let pfn = 1; pfn < this.nrPages; pfn++) {
+      if (flags[pfn]! & PG_LIVE) {
+        run = 0;
+        continue;
+      }
+      if (run++ === 0) start = pfn;
+      if (run === nrPages) {
+        this.buddy.claimRange(start, nrPages);
+        flags.fill(PG_LIVE | PG_RESERVED | PG_UPTODATE, start, start + nrPages);
+        this.order.fill(0, start, start + nrPages);
+        this.refcount.fill(1, start, start + nrPages);
+        return start;
+      }
+    }
+    return NONE;
+  }
+
+  /**
    * Makes allocations fail, as fail_page_alloc does: the `nth` from now (0 = the next) and the
    * `times - 1` after it (`times` Infinity: every one, until `clearAllocFailures`).
    */
