@@ -2,7 +2,7 @@
 // operation a backend declares unsupported throws EOPNOTSUPP rather than half-working.
 
 import { describe, expect, it } from 'vitest';
-import { PAGE_SIZE } from '@iodesc/core';
+import { Device, PAGE_SIZE } from '@iodesc/core';
 import type { BackendCapabilities } from '@iodesc/core';
 import { materialiseLayout } from './arbitraries.js';
 import { checkThrowsCode } from './checks.js';
@@ -37,7 +37,7 @@ export function capabilityTests(factory: BackendFactory, options?: ConformanceOp
         const { memory } = newMachine(opts.seed);
         const layout = materialiseLayout(memory, [{ kind: 'contiguous', pages: 2 }]);
         const desc = backend.fromPages(memory, layout.pages, 0, 2 * PAGE_SIZE);
-        checkThrowsCode(() => backend.dmaMap(desc, { name: 'conformance-device' }, 'to-device'), 'EOPNOTSUPP', 'dmaMap');
+        checkThrowsCode(() => backend.dmaMap(desc, new Device(memory, { name: 'conformance-device' }), 'to-device'), 'EOPNOTSUPP', 'dmaMap');
         layout.release();
       });
     }

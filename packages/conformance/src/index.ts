@@ -4,6 +4,7 @@
 import { describe } from 'vitest';
 import { capabilityTests } from './capabilities.js';
 import { dirtyTests } from './dirty.js';
+import { dmaTests } from './dma.js';
 import { fromPagesTests } from './from-pages.js';
 import { probe, type BackendFactory, type ConformanceOptions } from './harness.js';
 import { leakTests } from './leak.js';
@@ -30,6 +31,7 @@ export function conformance(backendFactory: BackendFactory, options?: Conformanc
     thpTests(backendFactory, options);
     lifecycleTests(backendFactory, options);
     toFragsTests(backendFactory, options);
+    dmaTests(backendFactory, options);
   });
 }
 
@@ -42,6 +44,8 @@ export { leakTests, checkOwnerCase, ownerCase } from './leak.js';
 export { thpTests, checkThpCase, thpCase } from './thp.js';
 export { lifecycleTests, checkLifecycle, lifecycleCommands } from './lifecycle.js';
 export { toFragsTests, checkToFragsCase } from './to-frags.js';
+export { dmaTests, dmaCase, checkDmaWriteCase, checkDmaReadCase, dmaResources } from './dma.js';
+export { deviceSpec, makeDevice } from './devices.js';
 export {
   ConformanceError, checkSegmentsCover, checkSegmentLimits, checkSegmentsFresh, checkFootprint, checkPiecesEqual,
   checkCountsRestored, checkPinnedOnce, checkDirty, checkNoLeaks, checkThrowsCode, snapshotCounts, withFaultedIn,
@@ -64,4 +68,6 @@ export type { DirtyCase } from './dirty.js';
 export type { InjectCase } from './unwind.js';
 export type { OwnerCase } from './leak.js';
 export type { ThpCase } from './thp.js';
+export type { DmaCase } from './dma.js';
+export type { DeviceSpec, DeviceKind } from './devices.js';
 export type { LifecycleModel, LifecycleReal, LifecycleCommand } from './lifecycle.js';

@@ -3,10 +3,10 @@
 // (drivers/infiniband/core/umem.c). The yardstick the suite runs itself against.
 
 import {
-  AddressSpace, FOLL_LONGTERM, FOLL_WRITE, checkInt, fail, kmallocSize, PAGE_SIZE, PhysicalMemory, pinUserPagesFast,
+  AddressSpace, DmaMapping, dmaMapSegments, dmaUnmapSegments, FOLL_LONGTERM, FOLL_WRITE, checkInt, fail, kmallocSize, PAGE_SIZE, PhysicalMemory, pinUserPagesFast,
   unpinUserPages, unpinUserPagesDirtyLock,
 } from '@iodesc/core';
-import type { DescriptorBackend, Footprint, FromPagesOptions, GetUserOptions, IoDescriptor, PutUserOptions, Segment } from '@iodesc/core';
+import type { Device, DmaDirection, DescriptorBackend, Footprint, FromPagesOptions, GetUserOptions, IoDescriptor, PutUserOptions, Segment } from '@iodesc/core';
 
 /** One page of page pointers: what ib_umem_get pins per pin_user_pages_fast call. */
 const PAGES_PER_BATCH = PAGE_SIZE / 8;
@@ -53,7 +53,7 @@ function perPage(pages: Uint32Array, offset: number, length: number): Segment[] 
 /** The reference backend: correct, obvious and slow. */
 export const referenceBackend: DescriptorBackend<ReferenceDescriptor> = {
   name: 'reference',
-  capabilities: { dmaInline: false, chaining: false, multiPage: false, dma: false, toFrags: false, fragView: false },
+  capabilities: { dmaInline: false, chaining: false, multiPage: false, dma: true, toFrags: false, fragView: false },
 
   fromPages(memory: PhysicalMemory, pages: Uint32Array, offset: number, length: number, opts?: FromPagesOptions): ReferenceDescriptor {
     if (!(memory instanceof PhysicalMemory)) fail('EINVAL', 'memory must be a PhysicalMemory');
@@ -104,11 +104,21 @@ export const referenceBackend: DescriptorBackend<ReferenceDescriptor> = {
     desc.pinned = null;
   },
 
-  dmaMap() {
-    return fail('EOPNOTSUPP', 'the reference backend does not map for DMA');
+  // one entry per segment, mapped by core's layer (dma_map_sg over a list built from the segments)
+  dmaMap(desc: ReferenceDescriptor, device: Device, dir: DmaDirection): DmaMapping {
+    if (!(desc instanceof ReferenceDescriptor)) fail('EINVAL', 'desc is not a reference descriptor');
+    const n = desc.entries.length;
+    const phys = new Float64Array(n);
+    const lens = new Float64Array(n);
+    desc.entries.forEach((e, i) => {
+      phys[i] = e.pfn * PAGE_SIZE + e.offset;
+      lens[i] = e.length;
+    });
+    return dmaMapSegments(device, phys, lens, n, dir);
   },
-  dmaUnmap() {
-    fail('EOPNOTSUPP', 'the reference backend does not map for DMA');
+  dmaUnmap(mapping: DmaMapping): void {
+    if (!(mapping instanceof DmaMapping)) fail('EINVAL', 'mapping must be a DmaMapping');
+    dmaUnmapSegments(mapping.device, mapping);
   },
   toFrags() {
     return fail('EOPNOTSUPP', 'the reference backend does not convert to fragments');

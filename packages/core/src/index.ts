@@ -29,7 +29,7 @@ export { Iommu, IOMMU_READ, IOMMU_WRITE } from './dma/iommu.js';
 export { IovaDomain } from './dma/iova.js';
 export { DmaMapping, dmaMapSegments, dmaUnmapSegments, dmaSyncForCpu, dmaSyncForDevice } from './dma/mapping.js';
 export {
-  SwiotlbPool, swiotlbInit, swiotlbPool, IO_TLB_SIZE, IO_TLB_SEGSIZE, IO_TLB_DEFAULT_SIZE,
+  SwiotlbPool, swiotlbInit, swiotlbPool, swiotlbPoolIfAny, IO_TLB_SIZE, IO_TLB_SEGSIZE, IO_TLB_DEFAULT_SIZE,
 } from './dma/swiotlb.js';
 export { registerBackend, getBackend, listBackends, unregisterBackend } from './descriptor/registry.js';
 

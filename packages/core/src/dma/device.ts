@@ -7,6 +7,7 @@ import { checkMemory, type PhysicalMemory } from '../mm/memory.js';
 import type { LeakEntry } from '../mm/leak.js';
 import { Iommu } from './iommu.js';
 import { isLowMask } from './mask.js';
+import { IO_TLB_SEGSIZE, IO_TLB_SIZE } from './swiotlb.js';
 import { deviceMayRead, deviceMayWrite } from './types.js';
 import type { DmaMapping } from './mapping.js';
 
@@ -24,6 +25,11 @@ export interface DeviceOptions {
   maxSegments?: number;
   /** `'direct'` (default) or the IOMMU domain the device sits behind. */
   iommu?: 'direct' | Iommu;
+  /**
+   * Bounce every direct mapping through swiotlb, as `swiotlb=force` or a confidential-computing
+   * guest makes the kernel do (`is_swiotlb_force_bounce`); direct devices only (default false).
+   */
+  forceBounce?: boolean;
   /** A PCI device: IOVAs are tried below 4 GiB first, as dma-iommu does for PCI (default false). */
   pci?: boolean;
 }
@@ -52,6 +58,7 @@ export class Device {
   /** The IOMMU domain, or null for direct mapping. */
   readonly iommu: Iommu | null;
   readonly pci: boolean;
+  readonly forceBounce: boolean;
   /** DMA-API debug reports against this device, each naming the mapping (kernel/dma/debug.c). */
   readonly warnings: string[] = [];
   /** Mappings made and not yet unmapped. */
@@ -75,17 +82,28 @@ export class Device {
     else fail('EINVAL', `segBoundaryMask = ${String(o.segBoundaryMask)} is not 2^k - 1 with 12 ≤ k ≤ 53`);
     this.maxSegments = o.maxSegments === undefined ? 128 : checkInt('maxSegments', o.maxSegments, 1, 0xffff);
     this.pci = o.pci === undefined ? false : checkBool('pci', o.pci);
+    this.forceBounce = o.forceBounce === undefined ? false : checkBool('forceBounce', o.forceBounce);
     if (o.iommu === undefined || o.iommu === 'direct') this.iommu = null;
     else if (o.iommu instanceof Iommu) {
       o.iommu.attach(memory);
       this.iommu = o.iommu;
     } else fail('EINVAL', `iommu must be 'direct' or an Iommu, got ${String(o.iommu)}`);
+    if (this.forceBounce && this.iommu !== null) fail('EINVAL', 'forceBounce applies to direct devices only');
     let live = liveByMemory.get(memory);
     if (live === undefined) {
       const set = (live = new Set());
       liveByMemory.set(memory, set);
       memory.leakSources.push(() => [...set].map(mappingLeak));
     }
+  }
+
+  /**
+   * The longest single mapping the device can take (`dma_max_mapping_size`): 256 KiB when its
+   * direct mappings may bounce (forced, or a mask short of the memory's end), else unlimited.
+   */
+  maxMappingSize(): number {
+    if (this.iommu === null && (this.forceBounce || this.dmaLimit < this.memory.bytes - 1)) return IO_TLB_SEGSIZE * IO_TLB_SIZE;
+    return Infinity;
   }
 
   /** @internal Records a DMA-API debug report (`err_printk`). */

@@ -22,8 +22,8 @@ export function directMapSg(
   for (let i = 0; i < count; i++) {
     const p = phys[i]!;
     const len = lens[i]!;
-    // dma_capable(): the last byte must be within the mask
-    if (p + len - 1 <= limit) {
+    // dma_capable(): the last byte must be within the mask, unless every mapping bounces
+    if (!device.forceBounce && p + len - 1 <= limit) {
       outAddr[i] = p;
       slots[i] = -1;
       continue;
