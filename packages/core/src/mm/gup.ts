@@ -8,8 +8,9 @@ import {
 import { checkInt, checkOptions, checkPageArray, fail, hex, IodescError, type Errno } from '../errors.js';
 import { FAULT_READ, FAULT_UNSHARE, FAULT_WRITE, handleFault, pmdOffset } from './fault.js';
 import type { PhysicalMemory } from './memory.js';
+import { vmaNeedsDirtyTracking } from './file.js';
 import { checkMm, type AddressSpace } from './mm.js';
-import { PG_ANON_EXCL, PG_ANY_ZERO, PG_DIRTY, PG_ZERO } from './page-flags.js';
+import { PG_ANON, PG_ANON_EXCL, PG_ANY_ZERO, PG_DIRTY, PG_PAGECACHE, PG_ZERO } from './page-flags.js';
 import { PTE_DIRTY, PTE_PMD, PTE_WRITE, VM_READ, VM_WRITE, type Vma } from './vma.js';
 
 /** Options every acquiring call takes. */
@@ -117,6 +118,8 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
   // the common case, checked inline: a present page of our own whose entry allows the access
   const needWrite = flags & FOLL_WRITE ? PTE_WRITE : 0;
   const touch = (flags & (FOLL_TOUCH | FOLL_WRITE)) === (FOLL_TOUCH | FOLL_WRITE);
+  // gup_fast_folio_allowed() and gup_must_unshare(NULL, ...) look at the folio only for long-term pins
+  const fastFolioCheck = fastOnly && (flags & (FOLL_PIN | FOLL_LONGTERM)) === (FOLL_PIN | FOLL_LONGTERM);
   let i = 0;
   let err: Errno | undefined;
   let why = '';
@@ -174,6 +177,7 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
       }
       const pfn = pt[idx]! - 1;
       const head = mem.folioHead(pfn);
+      if (fastFolioCheck && !gupFastFolioAllowed(pageFlags[head]!, pte[idx]!, flags)) break outer;
       let increm = 1;
       if (pte[idx]! & PTE_PMD) {
         // one PMD entry covers the rest of its 2 MiB: grab those pages in one go...
@@ -207,6 +211,8 @@ function checkVmaFlags(vma: Vma, flags: number): string {
   // vma_is_anonymous(): shared anonymous memory is shmem, not anonymous
   if (flags & FOLL_ANON && (vma.backing !== 'anon' || vma.shared)) return 'FOLL_ANON on a file or shmem mapping';
   if (flags & FOLL_WRITE) {
+    // writable_file_mapping_allowed(): no long-term write pin of a dirty-tracked file mapping
+    if (flags & FOLL_LONGTERM && vmaNeedsDirtyTracking(vma)) return `FOLL_LONGTERM | FOLL_WRITE pin of a shared file mapping at ${hex(vma.start)} (dirty-tracked: writeback would lose the device's writes)`;
     if (!(vma.vmFlags & VM_WRITE)) {
       if (!(flags & FOLL_FORCE)) return `FOLL_WRITE on a '${vma.prot}' mapping at ${hex(vma.start)}`;
       if (!vma.isCow) return 'FOLL_FORCE write to a shared read-only mapping';
@@ -229,9 +235,18 @@ function neededFault(mem: PhysicalMemory, e: number, bits: number, vma: Vma, fla
     const forced = flags & FOLL_FORCE && !vma.shared && !(vma.vmFlags & VM_WRITE) && mem.flags[mem.folioHead(e - 1)]! & PG_ANON_EXCL;
     return forced && !zero ? -1 : FAULT_WRITE;
   }
-  // gup_must_unshare(): a long-term read-only pin must not pin either zero page of a COW mapping
-  if (zero && flags & FOLL_PIN && flags & FOLL_LONGTERM && vma.isCow) return FAULT_UNSHARE;
+  // gup_must_unshare(): a long-term read-only pin in a COW mapping must not pin a page that is
+  // not our own anonymous page (either zero page, a page-cache page) through a read-only entry
+  if (flags & FOLL_PIN && flags & FOLL_LONGTERM && vma.isCow && !(bits & PTE_WRITE) && !(mem.flags[mem.folioHead(e - 1)]! & PG_ANON)) return FAULT_UNSHARE;
   return -1;
+}
+
+// gup_fast_folio_allowed() for a long-term pin: a write pin of a page-cache folio goes to the
+// slow path (which refuses it); and gup_must_unshare(), which cannot see the VMA here, sends a
+// read-only pin of any non-anonymous page behind a read-only entry there too.
+function gupFastFolioAllowed(headFlags: number, bits: number, flags: number): boolean {
+  if (flags & FOLL_WRITE) return !(headFlags & PG_PAGECACHE);
+  return (bits & PTE_WRITE) !== 0 || (headFlags & PG_ANON) !== 0;
 }
 
 /** tryGrabFolio's answers: taken (or nothing to take), or which count would overflow. */
