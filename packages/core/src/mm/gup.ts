@@ -118,8 +118,11 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
   // the common case, checked inline: a present page of our own whose entry allows the access
   const needWrite = flags & FOLL_WRITE ? PTE_WRITE : 0;
   const touch = (flags & (FOLL_TOUCH | FOLL_WRITE)) === (FOLL_TOUCH | FOLL_WRITE);
-  // gup_fast_folio_allowed() and gup_must_unshare(NULL, ...) look at the folio only for long-term pins
-  const fastFolioCheck = fastOnly && (flags & (FOLL_PIN | FOLL_LONGTERM)) === (FOLL_PIN | FOLL_LONGTERM);
+  // gup_must_unshare(): a long-term read-only pin looks again at a non-anonymous page behind a
+  // read-only entry (the fast path, blind to the VMA, leaves every such page to the slow one)
+  const unshareCheck = (flags & (FOLL_PIN | FOLL_LONGTERM | FOLL_WRITE)) === (FOLL_PIN | FOLL_LONGTERM);
+  // gup_fast_folio_allowed(): a long-term write pin of a page-cache folio goes to the slow path
+  const fastFileCheck = fastOnly && (flags & (FOLL_PIN | FOLL_LONGTERM | FOLL_WRITE)) === (FOLL_PIN | FOLL_LONGTERM | FOLL_WRITE);
   let i = 0;
   let err: Errno | undefined;
   let why = '';
@@ -148,7 +151,7 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
         break outer;
       }
       const e = pt[idx]!;
-      if (e === 0 || (pte[idx]! & needWrite) !== needWrite || pageFlags[e - 1]! & PG_ANY_ZERO) {
+      if (e === 0 || (pte[idx]! & needWrite) !== needWrite || pageFlags[e - 1]! & PG_ANY_ZERO || (unshareCheck && !(pte[idx]! & PTE_WRITE) && !(pageFlags[e - 1]! & PG_ANON))) {
         // gup_fast refuses what pte_access_permitted() refuses, and special (zero) entries
         if (fastOnly) break outer;
         // follow_page_mask(), faulting until the entry allows the access (faultin_page + retry)
@@ -177,7 +180,7 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
       }
       const pfn = pt[idx]! - 1;
       const head = mem.folioHead(pfn);
-      if (fastFolioCheck && !gupFastFolioAllowed(pageFlags[head]!, pte[idx]!, flags)) break outer;
+      if (fastFileCheck && pageFlags[head]! & PG_PAGECACHE) break outer;
       let increm = 1;
       if (pte[idx]! & PTE_PMD) {
         // one PMD entry covers the rest of its 2 MiB: grab those pages in one go...
@@ -239,14 +242,6 @@ function neededFault(mem: PhysicalMemory, e: number, bits: number, vma: Vma, fla
   // not our own anonymous page (either zero page, a page-cache page) through a read-only entry
   if (flags & FOLL_PIN && flags & FOLL_LONGTERM && vma.isCow && !(bits & PTE_WRITE) && !(mem.flags[mem.folioHead(e - 1)]! & PG_ANON)) return FAULT_UNSHARE;
   return -1;
-}
-
-// gup_fast_folio_allowed() for a long-term pin: a write pin of a page-cache folio goes to the
-// slow path (which refuses it); and gup_must_unshare(), which cannot see the VMA here, sends a
-// read-only pin of any non-anonymous page behind a read-only entry there too.
-function gupFastFolioAllowed(headFlags: number, bits: number, flags: number): boolean {
-  if (flags & FOLL_WRITE) return !(headFlags & PG_PAGECACHE);
-  return (bits & PTE_WRITE) !== 0 || (headFlags & PG_ANON) !== 0;
 }
 
 /** tryGrabFolio's answers: taken (or nothing to take), or which count would overflow. */
