@@ -3,8 +3,8 @@
 
 import { describe, expect, it } from 'vitest';
 import {
-  FOLL_FORCE, FOLL_LONGTERM, FOLL_WRITE, GUP_PIN_COUNTING_BIAS, PAGE_SIZE, PG_ANON, PTE_DIRTY, PTE_WRITE, createFile,
-  folioRefCount, folioTestDirty, pinUserPages, pinUserPagesFast, unpinUserPages, writeback, type AddressSpace,
+  FOLL_ANON, FOLL_FORCE, FOLL_LONGTERM, FOLL_WRITE, GUP_PIN_COUNTING_BIAS, PAGE_SIZE, PG_ANON, PTE_DIRTY, PTE_WRITE, createFile,
+  folioRefCount, folioTestDirty, getUserPages, pinUserPages, pinUserPagesFast, unpinUserPages, writeback, type AddressSpace,
   type PhysicalMemory,
 } from '../src/index.js';
 import { expectCode, expectUnchanged, pattern, setup, snapshot } from './helpers.js';
@@ -77,6 +77,15 @@ describe('FOLL_LONGTERM | FOLL_WRITE on a shared file mapping (writable_file_map
     const pages = new Uint32Array(2);
     expect(pin(mm, addr, 2, FOLL_WRITE | FOLL_LONGTERM, pages)).toBe(2);
     unpinUserPages(memory, pages, 2);
+  });
+
+  it('refuses FOLL_ANON on file mappings, shared or private', () => {
+    const { memory, mm } = setup();
+    const file = createFile(memory, { size: PAGE_SIZE });
+    for (const shared of [true, false]) {
+      const addr = mm.mmap(PAGE_SIZE, { file, shared });
+      expectCode(() => getUserPages(mm, addr, 1, FOLL_ANON, new Uint32Array(1)), 'EFAULT');
+    }
   });
 
   it('refuses a write pin of a read-only shared file mapping, even with FOLL_FORCE', () => {

@@ -105,6 +105,15 @@ describe('mmap of a file', () => {
     const file = createFile(memory, { size: PAGE_SIZE });
     const addr = mm.mmap(PAGE_SIZE, { file, shared: true });
     expect(mm.findVma(addr)!.file).toBe(file);
+    expect(mm.findVma(addr)!.backing).toBe('file');
+  });
+
+  it('faults every page of an empty file with SIGBUS, and cachedPfn refuses every index', () => {
+    const { memory, mm } = setup();
+    const file = createFile(memory, { size: 0 });
+    const addr = mm.mmap(PAGE_SIZE, { file, shared: true });
+    expectCode(() => mm.read(addr, 1), 'EFAULT');
+    expectCode(() => file.cachedPfn(0), 'EINVAL');
   });
 
   it.each([

@@ -76,7 +76,7 @@ export class CachedFile {
 
   /** PFN of the page-cache page holding file page `index`, or -1 when it is not cached (`filemap_get_folio`, no reference taken). */
   cachedPfn(index: number): number {
-    checkInt('index', index, 0, Math.max(0, this.nrPages - 1));
+    checkInt('index', index, 0, this.nrPages - 1);
     return this.cache[index]! - 1;
   }
 

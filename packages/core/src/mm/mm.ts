@@ -114,7 +114,7 @@ export class AddressSpace {
     const start = this.findGap(len, align);
     let vma: Vma;
     try {
-      vma = new Vma(start, start + len, vmFlags, backing, shared, thp);
+      vma = new Vma(start, start + len, vmFlags, isFile ? 'file' : backing, shared, thp);
     } catch (e) {
       // the page-table arrays could not be allocated (RangeError past the typed-array limit)
       if (e instanceof RangeError) fail('ENOMEM', `cannot allocate a page table for ${len} bytes`);
