@@ -60,11 +60,11 @@ describe('lostWriteDemo', () => {
   it('loses the device data without the fix and keeps it with it', () => {
     const r = lostWriteDemo();
     expect(r.withoutFix).toMatchObject({
-      dirtyOnRelease: false, longTermPinRefused: 'EFAULT', firstWriteback: 1, dirtyAfterRelease: false, secondWriteback: 0,
+      dirtyOnRelease: false, released: 'unpinUserPages', longTermPinRefused: 'EFAULT', firstWriteback: 1, dirtyAfterRelease: false, secondWriteback: 0,
       dropped: 1, fileHolds: 'old data from the CPU', rereadThroughMapping: 'old data from the CPU', lost: true,
     });
     expect(r.withFix).toMatchObject({
-      dirtyOnRelease: true, dirtyAfterRelease: true, secondWriteback: 1, dropped: 1,
+      dirtyOnRelease: true, released: 'unpinUserPagesDirtyLock(…, true)', dirtyAfterRelease: true, secondWriteback: 1, dropped: 1,
       fileHolds: 'NEW DATA FROM THE DEVICE', rereadThroughMapping: 'NEW DATA FROM THE DEVICE', lost: false,
     });
     expect(r.text).toContain("the device's write is lost.");

@@ -10,7 +10,7 @@ import { pinUserPagesFast } from './gup.js';
 import { PhysicalMemory } from './memory.js';
 import { AddressSpace } from './mm.js';
 import { dropCaches } from './reclaim.js';
-import { unpinUserPagesDirtyLock } from './unpin.js';
+import { unpinUserPages, unpinUserPagesDirtyLock } from './unpin.js';
 import { writeback } from './writeback.js';
 
 /** Options of `lostWriteDemo`; all optional. */
@@ -27,6 +27,8 @@ export interface LostWriteOptions {
 export interface LostWriteRun {
   /** Whether the driver released its pin with `unpinUserPagesDirtyLock(…, true)`. */
   dirtyOnRelease: boolean;
+  /** The release call the driver made. */
+  released: 'unpinUserPages' | 'unpinUserPagesDirtyLock(…, true)';
   /** The page-cache page the device wrote. */
   pfn: number;
   cpuData: string;
@@ -132,7 +134,7 @@ function runOnce(dirtyOnRelease: boolean, cpuBytes: Uint8Array, devBytes: Uint8A
   let refused = 'none';
   try {
     pinUserPagesFast(mm, addr, 1, FOLL_WRITE | FOLL_LONGTERM, pages);
-    unpinUserPagesDirtyLock(memory, pages, 1, false);
+    unpinUserPages(memory, pages, 1);
   } catch (e) {
     if (!(e instanceof IodescError)) throw e;
     refused = e.code;
@@ -146,11 +148,11 @@ function runOnce(dirtyOnRelease: boolean, cpuBytes: Uint8Array, devBytes: Uint8A
   memory.writePhys(pfn * PAGE_SIZE, devBytes);
   steps.push(`4. the device writes ${show(devBytes)} into pfn ${pfn} by DMA: no page table sees it, dirty = ${folioTestDirty(memory, pfn)}`);
 
-  unpinUserPagesDirtyLock(memory, pages, 1, dirtyOnRelease);
+  const released = dirtyOnRelease ? 'unpinUserPagesDirtyLock(…, true)' : 'unpinUserPages';
+  if (dirtyOnRelease) unpinUserPagesDirtyLock(memory, pages, 1, true);
+  else unpinUserPages(memory, pages, 1);
   const dirtyAfterRelease = folioTestDirty(memory, pfn);
-  steps.push(
-    `5. the driver releases the pin with ${dirtyOnRelease ? 'unpinUserPagesDirtyLock(…, true)' : 'unpinUserPages (not dirtied)'}: dirty = ${dirtyAfterRelease}`,
-  );
+  steps.push(`5. the driver releases the pin with ${released}${dirtyOnRelease ? '' : ' (the page is not dirtied)'}: dirty = ${dirtyAfterRelease}`);
 
   mm.munmap(addr, PAGE_SIZE);
   steps.push(`6. the process unmaps: its entry is clean since writeback, so it hands no dirt to the page (dirty = ${folioTestDirty(memory, pfn)})`);
@@ -167,7 +169,7 @@ function runOnce(dirtyOnRelease: boolean, cpuBytes: Uint8Array, devBytes: Uint8A
   steps.push(`8. the file holds ${JSON.stringify(fileHolds)}, read back through a new mapping: ${JSON.stringify(reread)}`);
   steps.push(lost ? "   the device's write is lost." : "   the device's write reached the file.");
   return {
-    dirtyOnRelease, pfn, cpuData: dec.decode(cpuBytes), deviceData: dec.decode(devBytes), longTermPinRefused: refused,
+    dirtyOnRelease, released, pfn, cpuData: dec.decode(cpuBytes), deviceData: dec.decode(devBytes), longTermPinRefused: refused,
     firstWriteback, dirtyAfterRelease, secondWriteback, dropped, fileHolds, rereadThroughMapping: reread, lost, steps,
   };
 }
