@@ -208,6 +208,31 @@ describe('private file mappings', () => {
   });
 });
 
+describe('file faults out of memory', () => {
+  it('throws ENOMEM and frees the copy when the page cache cannot read the page in (do_cow_fault)', () => {
+    const { memory, mm } = setup();
+    const file = createFile(memory, { size: PAGE_SIZE });
+    const addr = mm.mmap(PAGE_SIZE, { file });
+    const free = memory.nrFreePages;
+    memory.injectAllocFailure(1); // the copy is allocated, the page-cache page is not
+    expectCode(() => mm.write(addr, Uint8Array.of(1)), 'ENOMEM');
+    expect(memory.nrFreePages).toBe(free);
+    expect(mm.lookupPfn(addr)).toBe(-1);
+    expect(mm.read(addr, 1)).toEqual(Uint8Array.of(0));
+  });
+
+  it('returns a short GUP count when a shared read fault finds no page', () => {
+    const { memory, mm } = setup();
+    const file = createFile(memory, { size: 2 * PAGE_SIZE });
+    const addr = mm.mmap(2 * PAGE_SIZE, { file, shared: true });
+    memory.injectAllocFailure(1);
+    const pages = new Uint32Array(2);
+    expect(pinUserPages(mm, addr, 2, 0, pages)).toBe(1);
+    unpinUserPages(memory, pages, 1);
+    expect(file.cachedPfn(1)).toBe(-1);
+  });
+});
+
 describe('access past the end of a file', () => {
   it('throws EFAULT naming SIGBUS on a CPU read or write, changing nothing', () => {
     const { memory, mm } = setup();

@@ -13,6 +13,7 @@ import { tryToUnmap } from './rmap.js';
  * /proc/sys/vm/drop_caches`: `mapping_evict_folio` on each): dirty or writeback folios, and
  * any with a reference beyond the cache's own, stay. Dropped pages are freed; the next access
  * reads the store again. Returns the pages dropped. EINVAL for a bad memory.
+ * Cost: O(pages the files span).
  */
 export function dropCaches(memory: PhysicalMemory): number {
   checkMemory(memory);
@@ -53,7 +54,7 @@ export interface ReclaimResult {
  * folio); then pinned, kept; dirty, kept for the flusher; a reference beyond the cache's
  * (FOLL_GET), kept when the refcount freeze fails; else removed and freed. Accessed bits and
  * the active/inactive lists are not modelled: every page is scanned once. EINVAL for a bad
- * memory.
+ * memory. Cost: O(pages the files span + the VMAs mapping each mapped page).
  */
 export function reclaimPageCache(memory: PhysicalMemory): ReclaimResult {
   checkMemory(memory);
