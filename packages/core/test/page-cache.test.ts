@@ -124,6 +124,7 @@ describe('mmap of a file', () => {
     ["a file with backing 'anon'", { backing: 'anon', fileOf: true }],
     ['a file of another memory', { backing: 'file', otherMemory: true }],
     ['shared that is not a boolean', { backing: 'file', shared: 1 }],
+    ['a fresh file past 16 GiB', { backing: 'file', offset: 16 * 2 ** 30 }],
   ])('throws EINVAL for %s, mapping nothing', (_label, o) => {
     const { memory, mm } = setup();
     const opts: Record<string, unknown> = { ...o };

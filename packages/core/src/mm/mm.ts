@@ -5,7 +5,7 @@ import { PAGE_SIZE, PMD_SIZE, TASK_SIZE_MAX } from '../constants.js';
 import { checkBool, checkErrno, checkInt, checkOptions, fail, hex, IodescError, type Errno } from '../errors.js';
 import { FAULT_READ, FAULT_WRITE, handleFault, splitHugePmdAt, zapVma } from './fault.js';
 import { checkWithinFile } from './file-fault.js';
-import { checkFile, createFile, type CachedFile } from './file.js';
+import { checkFile, createFile, MAX_FILE_SIZE, type CachedFile } from './file.js';
 import { PhysicalMemory } from './memory.js';
 import { PG_ANY_ZERO } from './page-flags.js';
 import { PTE_DIRTY, PTE_WRITE, VM_EXEC, VM_READ, VM_WRITE, Vma, type Backing, type Prot } from './vma.js';
@@ -102,6 +102,7 @@ export class AddressSpace {
     const offset = opts.offset === undefined ? 0 : checkInt('offset', opts.offset);
     if (offset % PAGE_SIZE !== 0) fail('EINVAL', `offset ${offset} is not a multiple of PAGE_SIZE (${PAGE_SIZE})`);
     if (offset !== 0 && !isFile) fail('EINVAL', 'offset applies to file mappings only');
+    if (isFile && opts.file === undefined && offset + length > MAX_FILE_SIZE) fail('EINVAL', `a fresh file of ${offset + length} bytes is over ${MAX_FILE_SIZE}`);
     const shared = opts.shared === undefined ? false : checkBool('shared', opts.shared);
     const thp = opts.thp === undefined ? false : checkBool('thp', opts.thp);
     const populate = opts.populate === undefined ? false : checkBool('populate', opts.populate);
@@ -121,7 +122,7 @@ export class AddressSpace {
       throw e;
     }
     if (isFile) {
-      // a fresh file is made only now, when nothing else can fail
+      // a fresh file is made once the mapping can no longer fail
       const file = opts.file ?? createFile(this.memory, { size: offset + length });
       vma.file = file;
       vma.pgoff = offset / PAGE_SIZE;
