@@ -364,4 +364,15 @@ describe('reclaimPageCache', () => {
     expect(reclaimPageCache(memory).reclaimed).toBe(2);
     expect(file.readStore(PAGE_SIZE, 8)).toEqual(pattern(8, 1));
   });
+
+  it('unmaps a page held by a FOLL_GET reference but keeps it: the refcount freeze fails', () => {
+    const { memory, mm, file, addr } = fileMapping(PAGE_SIZE);
+    const ref = new Uint32Array(1);
+    getUserPages(mm, addr, 1, 0, ref);
+    expect(reclaimPageCache(memory)).toEqual({ scanned: 1, unmapped: 1, reclaimed: 0, keptPinned: 0, keptDirty: 0, keptBusy: 1 });
+    expect(mm.lookupPfn(addr)).toBe(-1);
+    expect(file.cachedPfn(0)).toBe(ref[0]);
+    putPage(memory, ref[0]!);
+    expect(reclaimPageCache(memory).reclaimed).toBe(1);
+  });
 });
