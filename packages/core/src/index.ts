@@ -9,6 +9,7 @@ export { IodescError, isIodescError, fail, checkInt, checkBool, checkPageArray, 
 export { PhysicalMemory } from './mm/memory.js';
 export {
   PG_DIRTY, PG_LOCKED, PG_HEAD, PG_TAIL, PG_ZERO, PG_BUDDY, PG_ANON, PG_RESERVED, PG_UPTODATE, PG_WRITEBACK, PG_LIVE, PG_ANON_EXCL, PG_HUGE_ZERO, PG_ANY_ZERO,
+  PG_PAGECACHE,
 } from './mm/page-flags.js';
 export { AddressSpace, DEFAULT_RLIMIT_MEMLOCK } from './mm/mm.js';
 export { Vma, VM_READ, VM_WRITE, VM_EXEC, PTE_WRITE, PTE_PMD, PTE_DIRTY } from './mm/vma.js';
@@ -22,6 +23,11 @@ export {
   ioAccountMem, ioUnaccountMem, ioRingAccount,
 } from './mm/accounting.js';
 export { leakReport } from './mm/leak.js';
+export { CachedFile, createFile, MAX_FILE_SIZE } from './mm/file.js';
+export { folioTestDirty, folioTestWriteback, folioTestUptodate } from './mm/filemap.js';
+export { writeback, filemapWriteAndWait } from './mm/writeback.js';
+export { dropCaches, reclaimPageCache } from './mm/reclaim.js';
+export { lostWriteDemo } from './mm/lost-write.js';
 export { kmallocSize } from './descriptor/kmalloc.js';
 export { DMA_TO_DEVICE, DMA_FROM_DEVICE, DMA_BIDIRECTIONAL, checkDirection } from './dma/types.js';
 export { Device, NO_SEG_BOUNDARY } from './dma/device.js';
@@ -36,6 +42,9 @@ export { registerBackend, getBackend, listBackends, unregisterBackend } from './
 export type { Errno } from './errors.js';
 export type { PhysicalMemoryOptions, MemoryStats } from './mm/memory.js';
 export type { LeakEntry } from './mm/leak.js';
+export type { CreateFileOptions } from './mm/file.js';
+export type { ReclaimResult } from './mm/reclaim.js';
+export type { LostWriteOptions, LostWriteRun, LostWriteReport } from './mm/lost-write.js';
 export type { MmapOptions, UserStruct, AddressSpaceOptions } from './mm/mm.js';
 export type { Prot, Backing } from './mm/vma.js';
 export type { GupOptions } from './mm/gup.js';

@@ -105,7 +105,7 @@ describe('mmap', () => {
   });
 
   it.each([
-    ["backing 'file'", { backing: 'file' }],
+    ["thp over a file", { backing: 'file', thp: true }],
     ["hugetlb '2M'", { hugetlb: '2M' }],
     ["hugetlb '1G'", { hugetlb: '1G' }],
   ])('throws EOPNOTSUPP for %s (not modelled yet)', (_label, opts) => {

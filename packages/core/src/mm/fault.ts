@@ -3,8 +3,9 @@
 
 import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SIZE, PMD_SIZE } from '../constants.js';
 import { fail, hex } from '../errors.js';
+import { fileFault } from './file-fault.js';
 import type { PhysicalMemory } from './memory.js';
-import { PG_ANON_EXCL, PG_ANY_ZERO, PG_DIRTY, PG_HUGE_ZERO } from './page-flags.js';
+import { PG_ANON, PG_ANON_EXCL, PG_ANY_ZERO, PG_DIRTY, PG_HUGE_ZERO } from './page-flags.js';
 import { PTE_DIRTY, PTE_PMD, PTE_WRITE, VM_WRITE, type Vma } from './vma.js';
 
 /** What a fault asks for. */
@@ -22,6 +23,10 @@ export const FAULT_UNSHARE = 2;
  * zero-page entries).
  */
 export function handleFault(memory: PhysicalMemory, vma: Vma, i: number, kind: number): void {
+  if (vma.file !== undefined) {
+    fileFault(memory, vma, i, kind);
+    return;
+  }
   const entry = vma.pt[i]!;
   const zeroLike = entry !== 0 && (memory.flags[entry - 1]! & PG_ANY_ZERO) !== 0;
   if (entry !== 0 && !zeroLike) {
@@ -130,10 +135,14 @@ export function zapVma(memory: PhysicalMemory, vma: Vma): void {
       continue;
     }
     memory.mapcount[pfn]!--;
+    // zap_present_folio_ptes(): a dirty entry hands its dirt to a non-anonymous folio
+    if (vma.pte[i]! & PTE_DIRTY && !(memory.flags[head]! & PG_ANON)) memory.flags[head] = memory.flags[head]! | PG_DIRTY;
     vma.pt[i] = 0;
     vma.pte[i++] = 0;
     memory.putRefsUnchecked(head, 1);
   }
+  // unlink_file_vma(): the VMA leaves its file's i_mmap
+  vma.file?.mmaps.delete(vma);
 }
 
 // do_anonymous_page(): a new entry is writable when the VMA is and the fault was a write (or the

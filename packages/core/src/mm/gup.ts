@@ -8,8 +8,9 @@ import {
 import { checkInt, checkOptions, checkPageArray, fail, hex, IodescError, type Errno } from '../errors.js';
 import { FAULT_READ, FAULT_UNSHARE, FAULT_WRITE, handleFault, pmdOffset } from './fault.js';
 import type { PhysicalMemory } from './memory.js';
+import { vmaNeedsDirtyTracking } from './file.js';
 import { checkMm, type AddressSpace } from './mm.js';
-import { PG_ANON_EXCL, PG_ANY_ZERO, PG_DIRTY, PG_ZERO } from './page-flags.js';
+import { PG_ANON, PG_ANON_EXCL, PG_ANY_ZERO, PG_DIRTY, PG_PAGECACHE, PG_ZERO } from './page-flags.js';
 import { PTE_DIRTY, PTE_PMD, PTE_WRITE, VM_READ, VM_WRITE, type Vma } from './vma.js';
 
 /** Options every acquiring call takes. */
@@ -117,6 +118,11 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
   // the common case, checked inline: a present page of our own whose entry allows the access
   const needWrite = flags & FOLL_WRITE ? PTE_WRITE : 0;
   const touch = (flags & (FOLL_TOUCH | FOLL_WRITE)) === (FOLL_TOUCH | FOLL_WRITE);
+  // gup_must_unshare(): a long-term read-only pin looks again at a non-anonymous page behind a
+  // read-only entry (the fast path, blind to the VMA, leaves every such page to the slow one)
+  const unshareCheck = (flags & (FOLL_PIN | FOLL_LONGTERM | FOLL_WRITE)) === (FOLL_PIN | FOLL_LONGTERM);
+  // gup_fast_folio_allowed(): a long-term write pin of a page-cache folio goes to the slow path
+  const fastFileCheck = fastOnly && (flags & (FOLL_PIN | FOLL_LONGTERM | FOLL_WRITE)) === (FOLL_PIN | FOLL_LONGTERM | FOLL_WRITE);
   let i = 0;
   let err: Errno | undefined;
   let why = '';
@@ -145,7 +151,7 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
         break outer;
       }
       const e = pt[idx]!;
-      if (e === 0 || (pte[idx]! & needWrite) !== needWrite || pageFlags[e - 1]! & PG_ANY_ZERO) {
+      if (e === 0 || (pte[idx]! & needWrite) !== needWrite || pageFlags[e - 1]! & PG_ANY_ZERO || (unshareCheck && !(pte[idx]! & PTE_WRITE) && !(pageFlags[e - 1]! & PG_ANON))) {
         // gup_fast refuses what pte_access_permitted() refuses, and special (zero) entries
         if (fastOnly) break outer;
         // follow_page_mask(), faulting until the entry allows the access (faultin_page + retry)
@@ -174,6 +180,7 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
       }
       const pfn = pt[idx]! - 1;
       const head = mem.folioHead(pfn);
+      if (fastFileCheck && pageFlags[head]! & PG_PAGECACHE) break outer;
       let increm = 1;
       if (pte[idx]! & PTE_PMD) {
         // one PMD entry covers the rest of its 2 MiB: grab those pages in one go...
@@ -207,6 +214,8 @@ function checkVmaFlags(vma: Vma, flags: number): string {
   // vma_is_anonymous(): shared anonymous memory is shmem, not anonymous
   if (flags & FOLL_ANON && (vma.backing !== 'anon' || vma.shared)) return 'FOLL_ANON on a file or shmem mapping';
   if (flags & FOLL_WRITE) {
+    // writable_file_mapping_allowed(): no long-term write pin of a dirty-tracked file mapping
+    if (flags & FOLL_LONGTERM && vmaNeedsDirtyTracking(vma)) return `FOLL_LONGTERM | FOLL_WRITE pin of a shared file mapping at ${hex(vma.start)} (dirty-tracked: writeback would lose the device's writes)`;
     if (!(vma.vmFlags & VM_WRITE)) {
       if (!(flags & FOLL_FORCE)) return `FOLL_WRITE on a '${vma.prot}' mapping at ${hex(vma.start)}`;
       if (!vma.isCow) return 'FOLL_FORCE write to a shared read-only mapping';
@@ -229,8 +238,9 @@ function neededFault(mem: PhysicalMemory, e: number, bits: number, vma: Vma, fla
     const forced = flags & FOLL_FORCE && !vma.shared && !(vma.vmFlags & VM_WRITE) && mem.flags[mem.folioHead(e - 1)]! & PG_ANON_EXCL;
     return forced && !zero ? -1 : FAULT_WRITE;
   }
-  // gup_must_unshare(): a long-term read-only pin must not pin either zero page of a COW mapping
-  if (zero && flags & FOLL_PIN && flags & FOLL_LONGTERM && vma.isCow) return FAULT_UNSHARE;
+  // gup_must_unshare(): a long-term read-only pin in a COW mapping must not pin a page that is
+  // not our own anonymous page (either zero page, a page-cache page) through a read-only entry
+  if (flags & FOLL_PIN && flags & FOLL_LONGTERM && vma.isCow && !(bits & PTE_WRITE) && !(mem.flags[mem.folioHead(e - 1)]! & PG_ANON)) return FAULT_UNSHARE;
   return -1;
 }
 

@@ -4,6 +4,8 @@
 import { PAGE_SIZE, PMD_SIZE, TASK_SIZE_MAX } from '../constants.js';
 import { checkBool, checkErrno, checkInt, checkOptions, fail, hex, IodescError, type Errno } from '../errors.js';
 import { FAULT_READ, FAULT_WRITE, handleFault, splitHugePmdAt, zapVma } from './fault.js';
+import { checkWithinFile } from './file-fault.js';
+import { checkFile, createFile, MAX_FILE_SIZE, type CachedFile } from './file.js';
 import { PhysicalMemory } from './memory.js';
 import { PG_ANY_ZERO } from './page-flags.js';
 import { PTE_DIRTY, PTE_WRITE, VM_EXEC, VM_READ, VM_WRITE, Vma, type Backing, type Prot } from './vma.js';
@@ -25,6 +27,10 @@ export interface MmapOptions {
   hugetlb?: '2M' | '1G';
   /** Fault every page in now (MAP_POPULATE): for write when the mapping is writable. */
   populate?: boolean;
+  /** The file to map with `backing: 'file'` (implies it); without one, a fresh zero-filled file of `offset + length` bytes. */
+  file?: CachedFile;
+  /** Byte offset in the file of the mapping's first page: a multiple of PAGE_SIZE (file mappings only). */
+  offset?: number;
 }
 
 /** A user (struct user_struct): `lockedVm` pages are charged here across its processes. */
@@ -73,9 +79,12 @@ export class AddressSpace {
 
   /**
    * Maps `length` bytes (rounded up to pages) and returns the start address (never 0).
-   * Anonymous mappings only in this release: file and hugetlb backing arrive with the
-   * page-cache model (EOPNOTSUPP until then). EINVAL on a bad length or option; ENOMEM when
-   * no gap of that size is left.
+   * Anonymous memory, or with `backing: 'file'` (or a `file`) the file from `offset` on, through
+   * its page cache: shared, writes reach the file at writeback; private, writes go to
+   * copy-on-write anonymous pages. Pages past the file's end fault with SIGBUS (EFAULT).
+   * EINVAL on a bad length or option (an offset that is not page aligned, a file of another
+   * memory); EOPNOTSUPP for hugetlb (not yet) and THP over a file; ENOMEM when no gap of that
+   * size is left.
    */
   mmap(length: number, options?: MmapOptions): number {
     const opts = checkOptions('options', options);
@@ -87,22 +96,37 @@ export class AddressSpace {
     if (vmFlags === undefined) fail('EINVAL', `prot must be 'r', 'rw', 'rx' or 'rwx', got ${String(prot)}`);
     const backing = opts.backing ?? 'anon';
     if (backing !== 'anon' && backing !== 'file') fail('EINVAL', `backing must be 'anon' or 'file', got ${String(backing)}`);
+    if (opts.file !== undefined && opts.backing === 'anon') fail('EINVAL', "a file was given with backing: 'anon'");
+    const isFile = backing === 'file' || opts.file !== undefined;
+    if (opts.file !== undefined) checkFile(opts.file, this.memory);
+    const offset = opts.offset === undefined ? 0 : checkInt('offset', opts.offset);
+    if (offset % PAGE_SIZE !== 0) fail('EINVAL', `offset ${offset} is not a multiple of PAGE_SIZE (${PAGE_SIZE})`);
+    if (offset !== 0 && !isFile) fail('EINVAL', 'offset applies to file mappings only');
+    if (isFile && opts.file === undefined && offset + length > MAX_FILE_SIZE) fail('EINVAL', `a fresh file of ${offset + length} bytes is over ${MAX_FILE_SIZE}`);
     const shared = opts.shared === undefined ? false : checkBool('shared', opts.shared);
     const thp = opts.thp === undefined ? false : checkBool('thp', opts.thp);
     const populate = opts.populate === undefined ? false : checkBool('populate', opts.populate);
     if (opts.hugetlb !== undefined && opts.hugetlb !== '2M' && opts.hugetlb !== '1G') fail('EINVAL', `hugetlb must be '2M' or '1G', got ${String(opts.hugetlb)}`);
-    if (backing === 'file') fail('EOPNOTSUPP', 'file-backed mappings arrive with the page-cache model');
     if (opts.hugetlb !== undefined) fail('EOPNOTSUPP', 'hugetlb mappings arrive with the hugetlb pools');
+    // page-cache folios are order 0 here: a huge page over a file needs large folios in the cache
+    if (isFile && thp) fail('EOPNOTSUPP', 'thp over a file mapping (large page-cache folios are not modelled)');
     const len = Math.ceil(length / PAGE_SIZE) * PAGE_SIZE;
     const align = thp && len >= PMD_SIZE ? PMD_SIZE : PAGE_SIZE;
     const start = this.findGap(len, align);
     let vma: Vma;
     try {
-      vma = new Vma(start, start + len, vmFlags, backing, shared, thp);
+      vma = new Vma(start, start + len, vmFlags, isFile ? 'file' : backing, shared, thp);
     } catch (e) {
       // the page-table arrays could not be allocated (RangeError past the typed-array limit)
       if (e instanceof RangeError) fail('ENOMEM', `cannot allocate a page table for ${len} bytes`);
       throw e;
+    }
+    if (isFile) {
+      // a fresh file is made once the mapping can no longer fail
+      const file = opts.file ?? createFile(this.memory, { size: offset + length });
+      vma.file = file;
+      vma.pgoff = offset / PAGE_SIZE;
+      file.mmaps.add(vma);
     }
     this.insertVma(vma);
     if (populate) this.populate(vma);
@@ -139,6 +163,17 @@ export class AddressSpace {
       zapVma(this.memory, vma);
       this.vmas.splice(k--, 1);
     }
+    this.lastVma = undefined;
+  }
+
+  /**
+   * Unmaps every mapping, as the process's exit does (`exit_mmap`): pinned pages stay allocated
+   * until their last unpin, and `leakReport` names them. The locked-memory counters are the
+   * pinning drivers' to return. The address space may be used again afterwards.
+   */
+  exit(): void {
+    for (const vma of this.vmas) zapVma(this.memory, vma);
+    this.vmas.length = 0;
     this.lastVma = undefined;
   }
 
@@ -220,6 +255,7 @@ export class AddressSpace {
       const vma = this.findVma(a);
       if (vma === undefined) fail('EFAULT', `no mapping at ${hex(a)}`);
       if (!(vma.vmFlags & (write ? VM_WRITE : VM_READ))) fail('EFAULT', `${write ? 'write to' : 'read of'} ${hex(a)} in a '${vma.prot}' mapping`);
+      checkWithinFile(vma, a, Math.min(addr + length, vma.end));
       a = vma.end;
     }
   }
@@ -253,7 +289,8 @@ export class AddressSpace {
     try {
       for (let i = 0; i < vma.nrPages; i++) if (vma.pt[i] === 0) handleFault(this.memory, vma, i, kind);
     } catch (e) {
-      if (!(e instanceof IodescError && e.code === 'ENOMEM')) throw e;
+      // __mm_populate() ignores errors: out of memory, or SIGBUS past a file's end
+      if (!(e instanceof IodescError && (e.code === 'ENOMEM' || e.code === 'EFAULT'))) throw e;
     }
   }
 

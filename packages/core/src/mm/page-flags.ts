@@ -26,5 +26,7 @@ export const PG_LIVE = 1 << 15;
 export const PG_ANON_EXCL = 1 << 10;
 /** A page of the huge zero folio, mapped read-only by PMDs over untouched THP ranges (`is_huge_zero_folio`). */
 export const PG_HUGE_ZERO = 1 << 11;
+/** Model-only: the folio is in a regular file's page cache (`folio->mapping` is that file's address_space; shmem folios are not). */
+export const PG_PAGECACHE = 1 << 13;
 /** Either zero page: never written, shared by every mapping, holding no mapping references. */
 export const PG_ANY_ZERO = PG_ZERO | PG_HUGE_ZERO;

@@ -1,6 +1,7 @@
 // One virtual memory area (struct vm_area_struct) and its slice of the page table.
 
 import { PAGE_SIZE } from '../constants.js';
+import type { CachedFile } from './file.js';
 
 /** VMA permission bits (`VM_READ`, `VM_WRITE`, `VM_EXEC`). */
 export const VM_READ = 1;
@@ -29,6 +30,10 @@ export type Backing = 'anon' | 'file';
 export class Vma {
   pt: Uint32Array;
   pte: Uint8Array;
+  /** The file mapped (`vm_file`), for `backing: 'file'`. */
+  file: CachedFile | undefined = undefined;
+  /** File page index of `start` (`vm_pgoff`). */
+  pgoff = 0;
   constructor(
     public start: number,
     public end: number,
@@ -64,6 +69,12 @@ export class Vma {
     this.pt = this.pt.slice(0, i);
     this.pte = this.pte.slice(0, i);
     this.end = at;
+    // __split_vma(): the tail maps the file from further on, and joins i_mmap
+    if (this.file !== undefined) {
+      tail.file = this.file;
+      tail.pgoff = this.pgoff + i;
+      this.file.mmaps.add(tail);
+    }
     return tail;
   }
 }
