@@ -7,6 +7,8 @@ import { PG_BUDDY } from './page-flags.js';
 import { splitmix32 } from './prng.js';
 
 const NONE = -1;
+/** Frames in a 1 GiB range reserved for a gigantic page. */
+const GIGANTIC_NR = 1 << 18;
 
 /**
  * Free lists over the frames of one memory. It owns `next`/`prev` links per frame and writes
@@ -35,6 +37,8 @@ export class BuddyAllocator {
     private readonly flags: Uint16Array,
     private readonly order: Uint8Array,
     seed: number | undefined,
+    /** Heads of 1 GiB ranges memblock reserved at boot (gigantic hugetlb pages): never freed to the lists. */
+    private readonly memblockReserved: readonly number[] = [],
   ) {
     this.next = new Int32Array(nrPages);
     this.prev = new Int32Array(nrPages);
@@ -148,6 +152,11 @@ export class BuddyAllocator {
     const big: number[] = [];
     let pfn = 1;
     while (pfn < this.nrPages) {
+      // memblock_free_all() frees only what memblock did not reserve
+      if (this.memblockReserved.includes(pfn)) {
+        pfn += GIGANTIC_NR;
+        continue;
+      }
       let o = 0;
       while (o < MAX_PAGE_ORDER && (pfn & (1 << o)) === 0 && pfn + (2 << o) <= this.nrPages) o++;
       while (pfn + (1 << o) > this.nrPages) o--;

@@ -6,7 +6,7 @@ import {
   HPAGE_PMD_NR, INT32_MAX, PAGE_SIZE, TASK_SIZE_MAX,
 } from '../constants.js';
 import { checkInt, checkOptions, checkPageArray, fail, hex, IodescError, type Errno } from '../errors.js';
-import { FAULT_READ, FAULT_UNSHARE, FAULT_WRITE, handleFault, pmdOffset } from './fault.js';
+import { FAULT_READ, FAULT_UNSHARE, FAULT_WRITE, handleFault } from './fault.js';
 import type { PhysicalMemory } from './memory.js';
 import { checkMm, type AddressSpace } from './mm.js';
 import { PG_ANON_EXCL, PG_ANY_ZERO, PG_DIRTY, PG_ZERO } from './page-flags.js';
@@ -135,6 +135,8 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
     const { pt, pte } = vma;
     const base = vma.start / PAGE_SIZE;
     const injecting = mm.hasInjectedFaults;
+    // pages one huge leaf entry maps: a THP's PMD, or a hugetlb page's PMD or PUD
+    const leafNr = vma.hugetlb === undefined ? HPAGE_PMD_NR : vma.hugetlb.hstate.nrPages;
     let idx = (addr - vma.start) / PAGE_SIZE;
     const lim = Math.min(vma.nrPages, idx + (nrPages - i));
     while (idx < lim) {
@@ -176,8 +178,8 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
       const head = mem.folioHead(pfn);
       let increm = 1;
       if (pte[idx]! & PTE_PMD) {
-        // one PMD entry covers the rest of its 2 MiB: grab those pages in one go...
-        increm = Math.min(lim - idx, HPAGE_PMD_NR - pmdOffset(vma, idx));
+        // one leaf entry covers the rest of its huge page: grab those pages in one go...
+        increm = Math.min(lim - idx, leafNr - ((base + idx) & (leafNr - 1)));
         // ...but stop before an injected fault inside it, so that page fails as documented
         for (let j = 1; injecting && j < increm; j++) {
           if (mm.injectedFault(base + idx + j) !== undefined) increm = j;
@@ -204,8 +206,8 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
 
 // check_vma_flags(): '' when the access is allowed, else why not.
 function checkVmaFlags(vma: Vma, flags: number): string {
-  // vma_is_anonymous(): shared anonymous memory is shmem, not anonymous
-  if (flags & FOLL_ANON && (vma.backing !== 'anon' || vma.shared)) return 'FOLL_ANON on a file or shmem mapping';
+  // vma_is_anonymous(): shared anonymous memory is shmem, not anonymous; hugetlb has vm_ops
+  if (flags & FOLL_ANON && (vma.backing !== 'anon' || vma.shared || vma.hugetlb !== undefined)) return 'FOLL_ANON on a file or shmem mapping';
   if (flags & FOLL_WRITE) {
     if (!(vma.vmFlags & VM_WRITE)) {
       if (!(flags & FOLL_FORCE)) return `FOLL_WRITE on a '${vma.prot}' mapping at ${hex(vma.start)}`;

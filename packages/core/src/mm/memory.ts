@@ -6,6 +6,8 @@ import { checkBool, checkInt, fail } from '../errors.js';
 import type { LeakEntry } from './leak.js';
 import { PageStore } from './page-store.js';
 import { BuddyAllocator } from './buddy.js';
+import { bootHugetlbPools, freeHugetlbFolio, HUGETLB_ORDER, memblockGiganticRanges, parseHugepages, type Hstate, type HugePageSize, type HugepagesOption } from './hugetlb.js';
+import { PG_HUGETLB } from './page-flags.js';
 import { PG_ANON, PG_DIRTY, PG_HEAD, PG_HUGE_ZERO, PG_LIVE, PG_RESERVED, PG_TAIL, PG_UPTODATE, PG_ZERO } from './page-flags.js';
 
 /** Options for `new PhysicalMemory`. */
@@ -14,6 +16,12 @@ export interface PhysicalMemoryOptions {
   bytes: number;
   /** Seeds the shuffle of the free lists (CONFIG_SHUFFLE_PAGE_ALLOCATOR); omitted: PFN order. */
   seed?: number;
+  /**
+   * Huge pages reserved at boot per size, as `hugepages=` (default none): 1 GiB pages from the
+   * highest 1 GiB-aligned ranges, 2 MiB pages from the buddy allocator. More than RAM holds
+   * gives a smaller pool (the kernel warns and boots); see `hstate(size).nrHugePages`.
+   */
+  hugepages?: HugepagesOption;
 }
 
 /** Event counters, named for their /proc/vmstat lines. */
@@ -25,6 +33,8 @@ export interface MemoryStats {
   /** Folios allocated and freed by the buddy allocator. */
   folioAllocs: number;
   folioFrees: number;
+  /** Frames `fragment` holds back to break contiguity (its ballast), until `unfragment`. */
+  ballastPages: number;
 }
 
 // the zero page and at least one page to hand out
@@ -61,7 +71,9 @@ export class PhysicalMemory {
   readonly store: PageStore;
   /** The free lists (mm/page_alloc.c). */
   readonly buddy: BuddyAllocator;
-  readonly stats: MemoryStats = { nrFollPinAcquired: 0, nrFollPinReleased: 0, folioAllocs: 0, folioFrees: 0 };
+  readonly stats: MemoryStats = { nrFollPinAcquired: 0, nrFollPinReleased: 0, folioAllocs: 0, folioFrees: 0, ballastPages: 0 };
+  /** The hugetlb pools, one per size (`hstates[]`). */
+  readonly hstates: Record<HugePageSize, Hstate>;
   private readonly ownerNames: string[] = [''];
   private readonly ownerIds = new Map<string, number>();
   private allocFailAfter = NONE;
@@ -86,7 +98,10 @@ export class PhysicalMemory {
     this.store = new PageStore(n);
     this.flags[0] = PG_ZERO | PG_RESERVED | PG_UPTODATE | PG_LIVE;
     this.refcount[0] = 1;
-    this.buddy = new BuddyAllocator(n, this.flags, this.order, seed);
+    const huge = parseHugepages(opts.hugepages);
+    const gigantic = memblockGiganticRanges(n, huge.gigantic);
+    this.buddy = new BuddyAllocator(n, this.flags, this.order, seed, gigantic);
+    this.hstates = bootHugetlbPools(this, huge.small, gigantic, huge.gigantic);
   }
 
   /** PFN of the first page of the folio holding `pfn` (`page_folio`). Trusts `pfn`. */
@@ -109,6 +124,12 @@ export class PhysicalMemory {
     const p = this.checkPfn(name, pfn);
     if (!(this.flags[p]! & PG_LIVE)) fail('EINVAL', `${name} = ${p} is a free page`);
     return p;
+  }
+
+  /** The hugetlb pool of huge pages of `size` ('2M' or '1G'); EINVAL for another size. */
+  hstate(size: HugePageSize): Hstate {
+    if (size !== '2M' && size !== '1G') fail('EINVAL', `huge page size must be '2M' or '1G', got ${String(size)}`);
+    return this.hstates[size];
   }
 
   /** Free pages on the buddy lists. */
@@ -220,6 +241,7 @@ export class PhysicalMemory {
   private freeFolio(head: number): void {
     if (this.flags[head]! & PG_RESERVED) return;
     const order = this.order[head]!;
+    if (this.flags[head]! & PG_HUGETLB) return freeHugetlbFolio(this, this.hstates[order === HUGETLB_ORDER['1G'] ? '1G' : '2M'], head);
     const nr = 1 << order;
     if (this.store.materialised > 0) for (let p = head; p < head + nr; p++) this.store.drop(p);
     if (order > 0) this.flags.fill(0, head, head + nr);

@@ -4,6 +4,7 @@
 import { PAGE_SIZE, PMD_SIZE, TASK_SIZE_MAX } from '../constants.js';
 import { checkBool, checkErrno, checkInt, checkOptions, fail, hex, IodescError, type Errno } from '../errors.js';
 import { FAULT_READ, FAULT_WRITE, handleFault, splitHugePmdAt, zapVma } from './fault.js';
+import { hugetlbReservePages, hugetlbSplitRefused } from './hugetlb-vma.js';
 import { PhysicalMemory } from './memory.js';
 import { PG_ANY_ZERO } from './page-flags.js';
 import { PTE_DIRTY, PTE_WRITE, VM_EXEC, VM_READ, VM_WRITE, Vma, type Backing, type Prot } from './vma.js';
@@ -22,7 +23,14 @@ export interface MmapOptions {
   shared?: boolean;
   /** Back each aligned 2 MiB range with one order-9 folio (MADV_HUGEPAGE). */
   thp?: boolean;
+  /**
+   * Back the mapping with huge pages of this size from the memory's pool (MAP_HUGETLB): the
+   * length is rounded up to and the address aligned on the huge page size, and every page is
+   * reserved now (ENOMEM when the pool cannot cover it).
+   */
   hugetlb?: '2M' | '1G';
+  /** With `hugetlb`, reserve nothing (MAP_NORESERVE): a fault that then finds no free huge page is EFAULT (SIGBUS). */
+  noreserve?: boolean;
   /** Fault every page in now (MAP_POPULATE): for write when the mapping is writable. */
   populate?: boolean;
 }
@@ -73,8 +81,10 @@ export class AddressSpace {
 
   /**
    * Maps `length` bytes (rounded up to pages) and returns the start address (never 0).
-   * Anonymous mappings only in this release: file and hugetlb backing arrive with the
-   * page-cache model (EOPNOTSUPP until then). EINVAL on a bad length or option; ENOMEM when
+   * Anonymous mappings only in this release: file backing arrives with the page-cache model
+   * (EOPNOTSUPP until then). `hugetlb` maps huge pages from the memory's pool (see
+   * MmapOptions; `thp` has no effect there). EINVAL on a bad length or option; ENOMEM when the
+   * hugetlb pool cannot reserve the pages, or when
    * no gap of that size is left.
    */
   mmap(length: number, options?: MmapOptions): number {
@@ -91,10 +101,16 @@ export class AddressSpace {
     const thp = opts.thp === undefined ? false : checkBool('thp', opts.thp);
     const populate = opts.populate === undefined ? false : checkBool('populate', opts.populate);
     if (opts.hugetlb !== undefined && opts.hugetlb !== '2M' && opts.hugetlb !== '1G') fail('EINVAL', `hugetlb must be '2M' or '1G', got ${String(opts.hugetlb)}`);
+    // ksys_mmap_pgoff(): MAP_HUGETLB over a file that is not hugetlbfs
+    if (opts.hugetlb !== undefined && backing === 'file') fail('EINVAL', 'hugetlb mappings are anonymous: backing must be anon');
     if (backing === 'file') fail('EOPNOTSUPP', 'file-backed mappings arrive with the page-cache model');
-    if (opts.hugetlb !== undefined) fail('EOPNOTSUPP', 'hugetlb mappings arrive with the hugetlb pools');
-    const len = Math.ceil(length / PAGE_SIZE) * PAGE_SIZE;
-    const align = thp && len >= PMD_SIZE ? PMD_SIZE : PAGE_SIZE;
+    const noreserve = opts.noreserve === undefined ? false : checkBool('noreserve', opts.noreserve);
+    // ksys_mmap_pgoff(): MAP_HUGETLB rounds the length up to its huge page size
+    const hstate = opts.hugetlb === undefined ? undefined : this.memory.hstate(opts.hugetlb);
+    const unit = hstate === undefined ? PAGE_SIZE : hstate.size;
+    const len = Math.ceil(length / unit) * unit;
+    if (len > TASK_SIZE_MAX) fail('ENOMEM', `mmap of ${len} bytes exceeds the user address space`);
+    const align = hstate !== undefined ? unit : thp && len >= PMD_SIZE ? PMD_SIZE : PAGE_SIZE;
     const start = this.findGap(len, align);
     let vma: Vma;
     try {
@@ -104,6 +120,7 @@ export class AddressSpace {
       if (e instanceof RangeError) fail('ENOMEM', `cannot allocate a page table for ${len} bytes`);
       throw e;
     }
+    if (hstate !== undefined) vma.hugetlb = hugetlbReservePages(hstate, len / unit, shared, noreserve);
     this.insertVma(vma);
     if (populate) this.populate(vma);
     return start;
@@ -121,6 +138,11 @@ export class AddressSpace {
     // do_vmi_munmap(): a range running past TASK_SIZE is EINVAL
     if (length > TASK_SIZE_MAX - addr) fail('EINVAL', `munmap range ${hex(addr)} + ${length} runs past the top of user space`);
     const end = addr + Math.ceil(length / PAGE_SIZE) * PAGE_SIZE;
+    // __split_vma() asks may_split before anything changes
+    for (const v of this.vmas) {
+      const why = v.end > addr && v.start < end ? hugetlbSplitRefused(v, addr, end) : '';
+      if (why !== '') fail('EINVAL', why);
+    }
     for (let k = 0; k < this.vmas.length; k++) {
       let vma = this.vmas[k]!;
       if (vma.end <= addr) continue;
@@ -253,7 +275,8 @@ export class AddressSpace {
     try {
       for (let i = 0; i < vma.nrPages; i++) if (vma.pt[i] === 0) handleFault(this.memory, vma, i, kind);
     } catch (e) {
-      if (!(e instanceof IodescError && e.code === 'ENOMEM')) throw e;
+      // a hugetlb fault with no page left is SIGBUS, which populate ignores too
+      if (!(e instanceof IodescError && (e.code === 'ENOMEM' || vma.hugetlb !== undefined))) throw e;
     }
   }
 

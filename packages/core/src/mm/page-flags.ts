@@ -26,5 +26,9 @@ export const PG_LIVE = 1 << 15;
 export const PG_ANON_EXCL = 1 << 10;
 /** A page of the huge zero folio, mapped read-only by PMDs over untouched THP ranges (`is_huge_zero_folio`). */
 export const PG_HUGE_ZERO = 1 << 11;
+/** A frame of a hugetlb folio, in use or free in its pool, never on the buddy lists (`folio_test_hugetlb`). */
+export const PG_HUGETLB = 1 << 14;
+/** Model-only: a frame held back by `memory.fragment` to break contiguity (returned by `unfragment`). */
+export const PG_BALLAST = 1 << 13;
 /** Either zero page: never written, shared by every mapping, holding no mapping references. */
 export const PG_ANY_ZERO = PG_ZERO | PG_HUGE_ZERO;

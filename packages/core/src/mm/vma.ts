@@ -1,6 +1,7 @@
 // One virtual memory area (struct vm_area_struct) and its slice of the page table.
 
 import { PAGE_SIZE } from '../constants.js';
+import type { HugetlbMapping } from './hugetlb-vma.js';
 
 /** VMA permission bits (`VM_READ`, `VM_WRITE`, `VM_EXEC`). */
 export const VM_READ = 1;
@@ -10,7 +11,10 @@ export const VM_EXEC = 4;
 /** Page-table entry bits kept beside each PFN. */
 /** The entry permits writes (`pte_write`). */
 export const PTE_WRITE = 1;
-/** The page is mapped as part of one PMD entry over a 2 MiB folio (`pmd_trans_huge`). */
+/**
+ * The page is mapped as part of one PMD entry over a 2 MiB folio (`pmd_trans_huge`), or of one
+ * hugetlb leaf entry (a PMD, or a PUD for a 1 GiB page) in a hugetlb VMA.
+ */
 export const PTE_PMD = 2;
 /** The CPU wrote through this entry (`pte_dirty`). */
 export const PTE_DIRTY = 4;
@@ -29,6 +33,10 @@ export type Backing = 'anon' | 'file';
 export class Vma {
   pt: Uint32Array;
   pte: Uint8Array;
+  /** The pool and reservations behind a MAP_HUGETLB mapping (`is_vm_hugetlb_page`); undefined otherwise. */
+  hugetlb: HugetlbMapping | undefined = undefined;
+  /** Huge page index of `start` within `hugetlb` (`vma_hugecache_offset`). */
+  hugetlbIndex = 0;
   constructor(
     public start: number,
     public end: number,
@@ -64,6 +72,12 @@ export class Vma {
     this.pt = this.pt.slice(0, i);
     this.pte = this.pte.slice(0, i);
     this.end = at;
+    if (this.hugetlb !== undefined) {
+      // hugetlb_vm_op_open(): the new VMA shares the mapping's reservations and pages
+      tail.hugetlb = this.hugetlb;
+      tail.hugetlbIndex = this.hugetlbIndex + i / this.hugetlb.hstate.nrPages;
+      this.hugetlb.vmas++;
+    }
     return tail;
   }
 }
