@@ -30,6 +30,7 @@ export { registerBackend, getBackend, listBackends, unregisterBackend } from './
 export type { Errno } from './errors.js';
 export type { PhysicalMemoryOptions, MemoryStats } from './mm/memory.js';
 export type { HugePageSize, HugepagesOption } from './mm/hugetlb.js';
+export type { FragmentOptions, FragmentResult } from './mm/fragment.js';
 export type { LeakEntry } from './mm/leak.js';
 export type { MmapOptions, UserStruct, AddressSpaceOptions } from './mm/mm.js';
 export type { Prot, Backing } from './mm/vma.js';

@@ -8,6 +8,7 @@ import { PageStore } from './page-store.js';
 import { BuddyAllocator } from './buddy.js';
 import { bootHugetlbPools, freeHugetlbFolio, HUGETLB_ORDER, memblockGiganticRanges, parseHugepages, type Hstate, type HugePageSize, type HugepagesOption } from './hugetlb.js';
 import { PG_HUGETLB } from './page-flags.js';
+import { fragmentMemory, unfragmentMemory, type FragmentOptions, type FragmentResult } from './fragment.js';
 import { PG_ANON, PG_DIRTY, PG_HEAD, PG_HUGE_ZERO, PG_LIVE, PG_RESERVED, PG_TAIL, PG_UPTODATE, PG_ZERO } from './page-flags.js';
 
 /** Options for `new PhysicalMemory`. */
@@ -130,6 +131,21 @@ export class PhysicalMemory {
   hstate(size: HugePageSize): Hstate {
     if (size !== '2M' && size !== '1G') fail('EINVAL', `huge page size must be '2M' or '1G', got ${String(size)}`);
     return this.hstates[size];
+  }
+
+  /**
+   * Leaves free memory as runs of `freeRunPages` frames, each starting at a multiple of it,
+   * the rest held back as ballast (see `fragmentMemory`): `{ seed, freeRunPages: 1 }` scatters
+   * what a process gets over about 4 frames per page, 16 gives runs of 16 pages, 512 leaves
+   * 2 MiB blocks for THP. EINVAL for a bad option. Undo with `unfragment`.
+   */
+  fragment(options: FragmentOptions): FragmentResult {
+    return fragmentMemory(this, options);
+  }
+
+  /** Returns the ballast `fragment` held back; free memory is laid out again as at boot. Returns the frames returned. */
+  unfragment(): number {
+    return unfragmentMemory(this);
   }
 
   /** Free pages on the buddy lists. */
