@@ -194,7 +194,8 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
       }
       // follow_page_pte() under FOLL_TOUCH: a write through a clean entry dirties the folio
       if (touch && !(pte[idx]! & PTE_DIRTY)) pageFlags[head] = pageFlags[head]! | PG_DIRTY;
-      for (let j = 0; j < increm; j++) pages[at + i + j] = pfn + j;
+      if (increm === 1) pages[at + i] = pfn;
+      else for (let j = 0, o = at + i; j < increm; j++) pages[o + j] = pfn + j;
       i += increm;
       idx += increm;
     }
