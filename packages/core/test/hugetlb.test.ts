@@ -1,8 +1,9 @@
 // hugetlb pools and mappings (mm/hugetlb.c, fs/hugetlbfs/inode.c, mm/gup.c on hugetlb leaves).
 
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  AddressSpace, FOLL_ANON, FOLL_LONGTERM, FOLL_WRITE, PAGE_SIZE, PG_HUGETLB, PhysicalMemory,
+  AddressSpace, FOLL_ANON, FOLL_LONGTERM, FOLL_WRITE, PAGE_SIZE, PG_HUGETLB, PG_LIVE, PhysicalMemory,
   folioMaybeDmaPinned, folioPinCount, folioRefCount, leakReport, pageMapcount, pinUserPages, pinUserPagesFast,
   unpinUserPages, unpinUserPagesDirtyLock,
 } from '../src/index.js';
@@ -171,6 +172,19 @@ describe('pinUserPages on hugetlb', () => {
     expect([folioRefCount(memory, NR_1G), folioPinCount(memory, NR_1G)]).toEqual([1, 0]);
   });
 
+  it('makes a read-faulted private page writable in place for a FOLL_WRITE pin (the fast walk falls back)', () => {
+    const { memory, mm } = setup2M(1);
+    const addr = mm.mmap(H2M, { hugetlb: '2M' });
+    mm.read(addr, 1);
+    const head = mm.lookupPfn(addr);
+    const pages = new Uint32Array(NR_2M);
+    expect(pinUserPagesFast(mm, addr, NR_2M, FOLL_WRITE, pages)).toBe(NR_2M);
+    expect(pages[0]).toBe(head);
+    expect([folioRefCount(memory, head), folioPinCount(memory, head)]).toEqual([1 + NR_2M, NR_2M]);
+    expect(memory.hstate('2M').freeHugePages).toBe(0);
+    unpinUserPages(memory, pages, NR_2M);
+  });
+
   it('refuses FOLL_ANON: a hugetlb VMA is not anonymous (it has vm_ops)', () => {
     const { mm } = setup2M(1);
     const addr = mm.mmap(H2M, { hugetlb: '2M' });
@@ -257,5 +271,75 @@ describe('munmap hugetlb', () => {
     mm.write(addr + 10, Uint8Array.of(5));
     expect(mm.lookupPfn(addr)).toBe(head);
     expect(memory.readPhys(head * PAGE_SIZE + 10, 1)).toEqual(Uint8Array.of(5));
+  });
+});
+
+describe('hugetlb pool accounting', () => {
+  type Op =
+    | { kind: 'mmap'; nr: number; shared: boolean; populate: boolean }
+    | { kind: 'munmap'; which: number; firstHalf: boolean }
+    | { kind: 'pin'; which: number; fast: boolean; longterm: boolean }
+    | { kind: 'unpin'; which: number; dirty: boolean }
+    | { kind: 'write'; which: number };
+  const op: fc.Arbitrary<Op> = fc.oneof(
+    fc.record({ kind: fc.constant('mmap' as const), nr: fc.integer({ min: 1, max: 3 }), shared: fc.boolean(), populate: fc.boolean() }),
+    fc.record({ kind: fc.constant('munmap' as const), which: fc.nat(), firstHalf: fc.boolean() }),
+    fc.record({ kind: fc.constant('pin' as const), which: fc.nat(), fast: fc.boolean(), longterm: fc.boolean() }),
+    fc.record({ kind: fc.constant('unpin' as const), which: fc.nat(), dirty: fc.boolean() }),
+    fc.record({ kind: fc.constant('write' as const), which: fc.nat() }),
+  );
+
+  function liveHugetlbFolios(memory: PhysicalMemory): number {
+    let live = 0;
+    for (let p = 0; p < memory.nrPages; p += NR_2M) if ((memory.flags[p]! & (PG_HUGETLB | PG_LIVE)) === (PG_HUGETLB | PG_LIVE)) live++;
+    return live;
+  }
+
+  it('keeps free + in use = total and reserved <= free through any sequence, and returns everything at the end', () => {
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 25 }), (ops) => {
+        const { memory, mm, h } = setup2M(6, 32 * MiB);
+        const maps: Array<{ addr: number; len: number }> = [];
+        const pins: Uint32Array[] = [];
+        for (const o of ops) {
+          if (o.kind === 'mmap') {
+            try {
+              maps.push({ addr: mm.mmap(o.nr * H2M, { hugetlb: '2M', shared: o.shared, populate: o.populate }), len: o.nr * H2M });
+            } catch (e) {
+              expect(e).toMatchObject({ code: 'ENOMEM' });
+            }
+          } else if (maps.length > 0 && o.kind === 'munmap') {
+            const k = o.which % maps.length;
+            const m = maps[k]!;
+            const half = Math.ceil(m.len / H2M / 2) * H2M;
+            if (o.firstHalf && half < m.len) {
+              mm.munmap(m.addr, half);
+              maps[k] = { addr: m.addr + half, len: m.len - half };
+            } else {
+              mm.munmap(m.addr, m.len);
+              maps.splice(k, 1);
+            }
+          } else if (maps.length > 0 && o.kind === 'pin') {
+            const m = maps[o.which % maps.length]!;
+            const n = m.len / PAGE_SIZE - 3;
+            const pages = new Uint32Array(n);
+            const pin = o.fast ? pinUserPagesFast : pinUserPages;
+            pins.push(pages.subarray(0, pin(mm, m.addr + 3 * PAGE_SIZE, n, FOLL_WRITE | (o.longterm ? FOLL_LONGTERM : 0), pages)));
+          } else if (pins.length > 0 && o.kind === 'unpin') {
+            const p = pins.splice(o.which % pins.length, 1)[0]!;
+            unpinUserPagesDirtyLock(memory, p, p.length, o.dirty);
+          } else if (maps.length > 0 && o.kind === 'write') {
+            mm.write(maps[o.which % maps.length]!.addr, Uint8Array.of(1));
+          }
+          expect(h.freeHugePages + liveHugetlbFolios(memory)).toBe(h.nrHugePages);
+          expect(h.resvHugePages).toBeLessThanOrEqual(h.freeHugePages);
+        }
+        for (const p of pins) unpinUserPages(memory, p, p.length);
+        for (const m of maps) mm.munmap(m.addr, m.len);
+        expect([h.freeHugePages, h.resvHugePages]).toEqual([6, 0]);
+        expect(leakReport(memory)).toEqual([]);
+      }),
+      { seed: 5, numRuns: 60 },
+    );
   });
 });
