@@ -3,7 +3,8 @@
 // layouts made with memory.fragment (scattered single pages, runs of 16 pages, 2 MiB THP
 // folios), beside the C reference (bench/c/pin-ref.c, built with `cc -O2`) run on the very
 // same PFNs; then the RSS of a 64 GiB PhysicalMemory with 1 GiB pinned.
-// Each figure: the minimum over RUNS runs, then [median, max]. Run after `npm run build`.
+// Each figure: the minimum over RUNS runs after WARMUP untimed ones, then [median, max].
+// Run after `npm run build`: node bench/pin-layouts.mjs
 
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -17,6 +18,8 @@ const MiB = 2 ** 20;
 const GiB = 2 ** 30;
 const N = 262144; // 1 GiB of 4 KiB pages
 const RUNS = 15;
+/** Untimed runs first, so that the figures are of optimised code (the C program needs none). */
+const WARMUP = 3;
 
 const LAYOUTS = [
   { name: 'scattered', freeRunPages: 1, thp: false, order: 0 },
@@ -52,6 +55,7 @@ function measure(layout) {
   const pages = new Uint32Array(N);
   const pin = [];
   const unpin = [];
+  for (let r = 0; r < WARMUP; r++) unpinUserPagesDirtyLock(memory, pages, pinUserPagesFast(mm, addr, N, FOLL_WRITE, pages), true);
   for (let r = 0; r < RUNS; r++) {
     const t0 = performance.now();
     const got = pinUserPagesFast(mm, addr, N, FOLL_WRITE, pages);
