@@ -5,12 +5,10 @@
 import { PAGE_SIZE } from '../constants.js';
 import { fail, hex } from '../errors.js';
 import { allocHugetlbFolio, type Hstate } from './hugetlb.js';
+import { FAULT_WRITE } from './fault.js';
 import type { PhysicalMemory } from './memory.js';
 import { PG_ANON_EXCL, PG_DIRTY } from './page-flags.js';
 import { PTE_DIRTY, PTE_PMD, PTE_WRITE, VM_WRITE, type Vma } from './vma.js';
-
-/** What a fault asks for (as fault.ts's FAULT_WRITE). */
-const FAULT_WRITE = 1;
 
 /**
  * The object behind one MAP_HUGETLB mmap, shared by the VMAs it is split into: for a private

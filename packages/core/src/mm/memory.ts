@@ -7,9 +7,8 @@ import type { LeakEntry } from './leak.js';
 import { PageStore } from './page-store.js';
 import { BuddyAllocator } from './buddy.js';
 import { bootHugetlbPools, freeHugetlbFolio, HUGETLB_ORDER, memblockGiganticRanges, parseHugepages, type Hstate, type HugePageSize, type HugepagesOption } from './hugetlb.js';
-import { PG_HUGETLB } from './page-flags.js';
 import { fragmentMemory, unfragmentMemory, type FragmentOptions, type FragmentResult } from './fragment.js';
-import { PG_ANON, PG_DIRTY, PG_HEAD, PG_HUGE_ZERO, PG_LIVE, PG_RESERVED, PG_TAIL, PG_UPTODATE, PG_ZERO } from './page-flags.js';
+import { PG_ANON, PG_DIRTY, PG_HEAD, PG_HUGE_ZERO, PG_HUGETLB, PG_LIVE, PG_RESERVED, PG_TAIL, PG_UPTODATE, PG_ZERO } from './page-flags.js';
 
 /** Options for `new PhysicalMemory`. */
 export interface PhysicalMemoryOptions {
