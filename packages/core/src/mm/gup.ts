@@ -208,7 +208,7 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
 // check_vma_flags(): '' when the access is allowed, else why not.
 function checkVmaFlags(vma: Vma, flags: number): string {
   // vma_is_anonymous(): shared anonymous memory is shmem, not anonymous; hugetlb has vm_ops
-  if (flags & FOLL_ANON && (vma.backing !== 'anon' || vma.shared || vma.hugetlb !== undefined)) return 'FOLL_ANON on a file or shmem mapping';
+  if (flags & FOLL_ANON && (vma.backing !== 'anon' || vma.shared || vma.hugetlb !== undefined)) return 'FOLL_ANON on a file, shmem or hugetlb mapping';
   if (flags & FOLL_WRITE) {
     if (!(vma.vmFlags & VM_WRITE)) {
       if (!(flags & FOLL_FORCE)) return `FOLL_WRITE on a '${vma.prot}' mapping at ${hex(vma.start)}`;

@@ -86,6 +86,7 @@ export class PhysicalMemory {
     const bytes = checkInt('bytes', opts.bytes, MIN_BYTES, MAX_BYTES);
     if (bytes % PAGE_SIZE !== 0) fail('EINVAL', `bytes = ${bytes} is not a multiple of PAGE_SIZE (${PAGE_SIZE})`);
     const seed = opts.seed === undefined ? undefined : checkInt('seed', opts.seed, 0, 0xffffffff);
+    const huge = parseHugepages(opts.hugepages);
     this.bytes = bytes;
     const n = (this.nrPages = bytes / PAGE_SIZE);
     this.refcount = new Int32Array(n);
@@ -98,7 +99,6 @@ export class PhysicalMemory {
     this.store = new PageStore(n);
     this.flags[0] = PG_ZERO | PG_RESERVED | PG_UPTODATE | PG_LIVE;
     this.refcount[0] = 1;
-    const huge = parseHugepages(opts.hugepages);
     const gigantic = memblockGiganticRanges(n, huge.gigantic);
     this.buddy = new BuddyAllocator(n, this.flags, this.order, seed, gigantic);
     this.hstates = bootHugetlbPools(this, huge.small, gigantic, huge.gigantic);

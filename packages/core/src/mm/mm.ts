@@ -84,8 +84,7 @@ export class AddressSpace {
    * Anonymous mappings only in this release: file backing arrives with the page-cache model
    * (EOPNOTSUPP until then). `hugetlb` maps huge pages from the memory's pool (see
    * MmapOptions; `thp` has no effect there). EINVAL on a bad length or option; ENOMEM when the
-   * hugetlb pool cannot reserve the pages, or when
-   * no gap of that size is left.
+   * hugetlb pool cannot reserve the pages, or when no gap of that size is left.
    */
   mmap(length: number, options?: MmapOptions): number {
     const opts = checkOptions('options', options);
