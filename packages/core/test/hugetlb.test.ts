@@ -121,6 +121,15 @@ describe('mmap hugetlb', () => {
     expect(mm.read(a, 1)).toEqual(Uint8Array.of(1));
   });
 
+  it('populates a MAP_NORESERVE mapping as far as the pool goes, quietly, as mm_populate does', () => {
+    const { mm, h } = setup2M(2);
+    const addr = mm.mmap(3 * H2M, { hugetlb: '2M', noreserve: true, populate: true });
+    expect([h.freeHugePages, h.resvHugePages]).toEqual([0, 0]);
+    expect(mm.lookupPfn(addr + H2M)).toBeGreaterThan(0);
+    expect(mm.lookupPfn(addr + 2 * H2M)).toBe(-1);
+    expectCode(() => mm.write(addr + 2 * H2M, Uint8Array.of(1)), 'EFAULT');
+  });
+
   it('maps 1 GiB pages whole from the gigantic pool', () => {
     const memory = new PhysicalMemory({ bytes: 2 * GiB + 4 * MiB, hugepages: { '1G': 1 } });
     const mm = new AddressSpace(memory);
