@@ -28,6 +28,17 @@ describe('PhysicalMemory hugepages', () => {
     expect(memory.hstate('1G').nrHugePages).toBe(0);
   });
 
+  it('hands out the lowest boot-time huge page first, as the pool\'s free list is built', () => {
+    const { mm } = setup2M(3);
+    const memory = new PhysicalMemory({ bytes: 4 * 2 ** 30 + 8 * MiB, hugepages: { '1G': 2 } });
+    const a = mm.mmap(3 * H2M, { hugetlb: '2M', populate: true });
+    const heads = [0, 1, 2].map((k) => mm.lookupPfn(a + k * H2M));
+    expect(heads).toEqual([...heads].sort((x, y) => x - y));
+    const big = new AddressSpace(memory);
+    const b = big.mmap(PAGE_SIZE, { hugetlb: '1G', populate: true });
+    expect(big.lookupPfn(b)).toBe(2 * NR_1G);
+  });
+
   it('carves 1 GiB pages from the highest 1 GiB-aligned ranges, off the buddy lists', () => {
     const memory = new PhysicalMemory({ bytes: 3 * GiB + 8 * MiB, hugepages: { '1G': 2 } });
     const h = memory.hstate('1G');

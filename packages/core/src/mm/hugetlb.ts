@@ -105,12 +105,17 @@ export function bootHugetlbPools(memory: PhysicalMemory, small: number, gigantic
     '2M': new Hstate('2M', pmdOrder, small, Math.min(small, memory.nrPages >> pmdOrder)),
     '1G': new Hstate('1G', GIGANTIC_ORDER, gigantic, giganticHeads.length),
   };
+  // gather_bootmem_prealloc() enqueues the highest first, so the lowest is handed out first
   for (const head of giganticHeads) addToPool(memory, pools['1G'], head);
+  const taken: number[] = [];
   for (let k = 0; k < small; k++) {
     const head = memory.buddy.take(pmdOrder);
     if (head < 0) break; // "HugeTLB: allocating n of page size 2.00 MiB failed. Only allocated k"
-    addToPool(memory, pools['2M'], head);
+    taken.push(head);
   }
+  // hugetlb_pages_alloc_boot_node() stacks its folios on a list that is then enqueued in turn,
+  // so the first allocated ends up at the head of the free list, handed out first
+  for (let k = taken.length - 1; k >= 0; k--) addToPool(memory, pools['2M'], taken[k]!);
   return pools;
 }
 
