@@ -7,6 +7,8 @@ export {
 } from './constants.js';
 export { IodescError, isIodescError, fail, checkInt, checkBool, checkPageArray, checkErrno, checkOptions, hex } from './errors.js';
 export { PhysicalMemory } from './mm/memory.js';
+export { Hstate, HUGETLB_ORDER } from './mm/hugetlb.js';
+export { PG_HUGETLB, PG_BALLAST } from './mm/page-flags.js';
 export {
   PG_DIRTY, PG_LOCKED, PG_HEAD, PG_TAIL, PG_ZERO, PG_BUDDY, PG_ANON, PG_RESERVED, PG_UPTODATE, PG_WRITEBACK, PG_LIVE, PG_ANON_EXCL, PG_HUGE_ZERO, PG_ANY_ZERO,
   PG_PAGECACHE,
@@ -41,6 +43,8 @@ export { registerBackend, getBackend, listBackends, unregisterBackend } from './
 
 export type { Errno } from './errors.js';
 export type { PhysicalMemoryOptions, MemoryStats } from './mm/memory.js';
+export type { HugePageSize, HugepagesOption } from './mm/hugetlb.js';
+export type { FragmentOptions, FragmentResult } from './mm/fragment.js';
 export type { LeakEntry } from './mm/leak.js';
 export type { CreateFileOptions } from './mm/file.js';
 export type { ReclaimResult } from './mm/reclaim.js';

@@ -106,8 +106,6 @@ describe('mmap', () => {
 
   it.each([
     ["thp over a file", { backing: 'file', thp: true }],
-    ["hugetlb '2M'", { hugetlb: '2M' }],
-    ["hugetlb '1G'", { hugetlb: '1G' }],
   ])('throws EOPNOTSUPP for %s (not modelled yet)', (_label, opts) => {
     const { mm } = setup();
     expectCode(() => mm.mmap(PMD, opts as never), 'EOPNOTSUPP');

@@ -3,7 +3,7 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MAX_PAGE_ORDER, PG_LIVE, PG_RESERVED, PhysicalMemory } from '../src/index.js';
+import { MAX_PAGE_ORDER, PG_HUGETLB, PG_LIVE, PG_RESERVED, PhysicalMemory } from '../src/index.js';
 import { expectCode, MiB } from './helpers.js';
 
 function freeFromInfo(info: number[]): number {
@@ -16,7 +16,7 @@ describe('reserveLowest', () => {
       fc.property(fc.integer({ min: 0, max: 1000 }), fc.array(fc.integer({ min: 0, max: MAX_PAGE_ORDER }), { maxLength: 12 }), fc.integer({ min: 1, max: 3000 }), (seed, orders, nr) => {
         const memory = new PhysicalMemory({ bytes: 32 * MiB, seed });
         const held = orders.map((o) => memory.allocFolio(o)).filter((h) => h >= 0);
-        const isFree = (p: number) => (memory.flags[p]! & PG_LIVE) === 0;
+        const isFree = (p: number) => (memory.flags[p]! & (PG_LIVE | PG_HUGETLB)) === 0;
         let expected = -1;
         for (let s = 1, run = 0; s < memory.nrPages; s++) {
           run = isFree(s) ? run + 1 : 0;
@@ -43,6 +43,14 @@ describe('reserveLowest', () => {
       }),
       { seed: 77, numRuns: 40 },
     );
+  });
+
+  it('steps over free huge pages of the hugetlb pools', () => {
+    const memory = new PhysicalMemory({ bytes: 2 * 2 ** 30, hugepages: { '2M': 8, '1G': 1 } });
+    const start = memory.reserveLowest(16384);
+    expect(start).toBeGreaterThan(0);
+    for (let p = start; p < start + 16384; p++) expect(memory.flags[p]! & PG_HUGETLB).toBe(0);
+    expect(freeFromInfo(memory.buddyinfo())).toBe(memory.nrFreePages);
   });
 
   it('returns -1 when no run is long enough, and refuses a bad size', () => {

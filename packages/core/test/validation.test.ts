@@ -14,6 +14,9 @@ describe('public boundary', () => {
     ['folioPutRefs on a free page', ({ memory }) => memory.folioPutRefs(memory.nrPages - 1, 1)],
     ['folioPutRefs of more references than held', ({ memory, mm, addr }) => memory.folioPutRefs(mm.lookupPfn(addr), 2)],
     ['unregisterBackend(5)', () => unregisterBackend(5 as never)],
+    ["hstate('4M')", ({ memory }) => memory.hstate('4M' as never)],
+    ['fragment with freeRunPages 3', ({ memory }) => memory.fragment({ seed: 1, freeRunPages: 3 })],
+    ["mmap of hugetlb '1G' over a file", ({ mm }) => mm.mmap(PAGE_SIZE, { hugetlb: '1G', backing: 'file' })],
   ];
 
   it.each(cases)('refuses %s with EINVAL, changing nothing', (_label, call) => {

@@ -7,6 +7,8 @@ import { PG_BUDDY } from './page-flags.js';
 import { splitmix32 } from './prng.js';
 
 const NONE = -1;
+/** Frames in a 1 GiB range reserved for a gigantic page. */
+const GIGANTIC_NR = 1 << 18;
 
 /**
  * Free lists over the frames of one memory. It owns `next`/`prev` links per frame and writes
@@ -35,6 +37,8 @@ export class BuddyAllocator {
     private readonly flags: Uint16Array,
     private readonly order: Uint8Array,
     seed: number | undefined,
+    /** Heads of 1 GiB ranges memblock reserved at boot (gigantic hugetlb pages): never freed to the lists. */
+    private readonly memblockReserved: readonly number[] = [],
   ) {
     this.next = new Int32Array(nrPages);
     this.prev = new Int32Array(nrPages);
@@ -86,6 +90,48 @@ export class BuddyAllocator {
       o++;
     }
     this.linkFree(pfn, o, this.toTail(pfn, o));
+  }
+
+  /**
+   * Takes every free block off the lists, the never-used ones included, calling `visit(pfn,
+   * order)` for each: the caller now owns those frames. Used to re-lay free memory (fragment).
+   */
+  drain(visit: (pfn: number, order: number) => void): void {
+    for (let o = 0; o <= MAX_PAGE_ORDER; o++) {
+      for (let pfn = this.freeHead[o]!; pfn !== NONE; pfn = this.next[pfn]!) {
+        this.flags[pfn] = 0;
+        visit(pfn, o);
+      }
+      this.freeHead[o] = NONE;
+      this.freeTail[o] = NONE;
+      this.freeCount[o] = 0;
+    }
+    for (let k = this.pristineNext; k < this.pristine.length; k++) visit(this.pristine[k]!, MAX_PAGE_ORDER);
+    for (const pfn of this.afterPristine) {
+      this.flags[pfn] = 0;
+      visit(pfn, MAX_PAGE_ORDER);
+    }
+    this.pristine = new Uint32Array(0);
+    this.pristineNext = 0;
+    this.afterPristine.length = 0;
+    this.nrFreePages = 0;
+  }
+
+  /**
+   * Frees the frames [start, end), which its caller owns and which no free block touches, as
+   * maximal aligned blocks each put at the tail of its list, in PFN order, as boot frees memory
+   * (__free_pages_core with FPI_TO_TAIL): so the lowest block of each order is handed out first.
+   */
+  freeRangeToTail(start: number, end: number): void {
+    let pfn = start;
+    while (pfn < end) {
+      let o = 0;
+      while (o < MAX_PAGE_ORDER && (pfn & (1 << o)) === 0 && pfn + (2 << o) <= end) o++;
+      while (pfn + (1 << o) > end) o--;
+      this.linkFree(pfn, o, true);
+      this.nrFreePages += 1 << o;
+      pfn += 1 << o;
+    }
   }
 
   /** Free blocks per order, as /proc/buddyinfo prints them. */
@@ -208,6 +254,11 @@ export class BuddyAllocator {
     const big: number[] = [];
     let pfn = 1;
     while (pfn < this.nrPages) {
+      // memblock_free_all() frees only what memblock did not reserve
+      if (this.memblockReserved.includes(pfn)) {
+        pfn += GIGANTIC_NR;
+        continue;
+      }
       let o = 0;
       while (o < MAX_PAGE_ORDER && (pfn & (1 << o)) === 0 && pfn + (2 << o) <= this.nrPages) o++;
       while (pfn + (1 << o) > this.nrPages) o--;

@@ -5,6 +5,7 @@ import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SIZE, PMD_SIZE } from '../constants
 import { fail, hex } from '../errors.js';
 import { fileFault } from './file-fault.js';
 import type { PhysicalMemory } from './memory.js';
+import { hugetlbFault, hugetlbUnmap } from './hugetlb-vma.js';
 import { PG_ANON, PG_ANON_EXCL, PG_ANY_ZERO, PG_DIRTY, PG_HUGE_ZERO } from './page-flags.js';
 import { PTE_DIRTY, PTE_PMD, PTE_WRITE, VM_WRITE, type Vma } from './vma.js';
 
@@ -23,6 +24,7 @@ export const FAULT_UNSHARE = 2;
  * zero-page entries).
  */
 export function handleFault(memory: PhysicalMemory, vma: Vma, i: number, kind: number): void {
+  if (vma.hugetlb !== undefined) return hugetlbFault(memory, vma, i, kind);
   if (vma.file !== undefined) {
     fileFault(memory, vma, i, kind);
     return;
@@ -109,6 +111,8 @@ function tryHugeFault(memory: PhysicalMemory, vma: Vma, i: number, kind: number)
  * (`splitHugePmdAt`). Pinned pages stay allocated until unpinned.
  */
 export function zapVma(memory: PhysicalMemory, vma: Vma): void {
+  // a hugetlb VMA is unmapped and closed by its own operations (unmap_hugepage_range)
+  if (vma.hugetlb !== undefined) return hugetlbUnmap(memory, vma);
   const to = vma.nrPages;
   let i = 0;
   while (i < to) {

@@ -6,7 +6,7 @@ import {
   HPAGE_PMD_NR, INT32_MAX, PAGE_SIZE, TASK_SIZE_MAX,
 } from '../constants.js';
 import { checkInt, checkOptions, checkPageArray, fail, hex, IodescError, type Errno } from '../errors.js';
-import { FAULT_READ, FAULT_UNSHARE, FAULT_WRITE, handleFault, pmdOffset } from './fault.js';
+import { FAULT_READ, FAULT_UNSHARE, FAULT_WRITE, handleFault } from './fault.js';
 import type { PhysicalMemory } from './memory.js';
 import { vmaNeedsDirtyTracking } from './file.js';
 import { checkMm, type AddressSpace } from './mm.js';
@@ -141,6 +141,8 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
     const { pt, pte } = vma;
     const base = vma.start / PAGE_SIZE;
     const injecting = mm.hasInjectedFaults;
+    // pages one huge leaf entry maps: a THP's PMD, or a hugetlb page's PMD or PUD
+    const leafNr = vma.hugetlb === undefined ? HPAGE_PMD_NR : vma.hugetlb.hstate.nrPages;
     let idx = (addr - vma.start) / PAGE_SIZE;
     const lim = Math.min(vma.nrPages, idx + (nrPages - i));
     while (idx < lim) {
@@ -183,8 +185,8 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
       if (fastFileCheck && pageFlags[head]! & PG_PAGECACHE) break outer;
       let increm = 1;
       if (pte[idx]! & PTE_PMD) {
-        // one PMD entry covers the rest of its 2 MiB: grab those pages in one go...
-        increm = Math.min(lim - idx, HPAGE_PMD_NR - pmdOffset(vma, idx));
+        // one leaf entry covers the rest of its huge page: grab those pages in one go...
+        increm = Math.min(lim - idx, leafNr - ((base + idx) & (leafNr - 1)));
         // ...but stop before an injected fault inside it, so that page fails as documented
         for (let j = 1; injecting && j < increm; j++) {
           if (mm.injectedFault(base + idx + j) !== undefined) increm = j;
@@ -199,7 +201,8 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
       }
       // follow_page_pte() under FOLL_TOUCH: a write through a clean entry dirties the folio
       if (touch && !(pte[idx]! & PTE_DIRTY)) pageFlags[head] = pageFlags[head]! | PG_DIRTY;
-      for (let j = 0; j < increm; j++) pages[at + i + j] = pfn + j;
+      if (increm === 1) pages[at + i] = pfn;
+      else for (let j = 0, o = at + i; j < increm; j++) pages[o + j] = pfn + j;
       i += increm;
       idx += increm;
     }
@@ -211,8 +214,8 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
 
 // check_vma_flags(): '' when the access is allowed, else why not.
 function checkVmaFlags(vma: Vma, flags: number): string {
-  // vma_is_anonymous(): shared anonymous memory is shmem, not anonymous
-  if (flags & FOLL_ANON && (vma.backing !== 'anon' || vma.shared)) return 'FOLL_ANON on a file or shmem mapping';
+  // vma_is_anonymous(): shared anonymous memory is shmem, not anonymous; hugetlb has vm_ops
+  if (flags & FOLL_ANON && (vma.backing !== 'anon' || vma.shared || vma.hugetlb !== undefined)) return 'FOLL_ANON on a file, shmem or hugetlb mapping';
   if (flags & FOLL_WRITE) {
     // writable_file_mapping_allowed(): no long-term write pin of a dirty-tracked file mapping
     if (flags & FOLL_LONGTERM && vmaNeedsDirtyTracking(vma)) return `FOLL_LONGTERM | FOLL_WRITE pin of a shared file mapping at ${hex(vma.start)} (dirty-tracked: writeback would lose the device's writes)`;

@@ -6,7 +6,9 @@ import { checkBool, checkInt, fail } from '../errors.js';
 import type { LeakEntry } from './leak.js';
 import { PageStore } from './page-store.js';
 import { BuddyAllocator } from './buddy.js';
-import { PG_ANON, PG_DIRTY, PG_HEAD, PG_HUGE_ZERO, PG_LIVE, PG_RESERVED, PG_TAIL, PG_UPTODATE, PG_ZERO } from './page-flags.js';
+import { bootHugetlbPools, freeHugetlbFolio, HUGETLB_ORDER, memblockGiganticRanges, parseHugepages, type Hstate, type HugePageSize, type HugepagesOption } from './hugetlb.js';
+import { fragmentMemory, unfragmentMemory, type FragmentOptions, type FragmentResult } from './fragment.js';
+import { PG_ANON, PG_DIRTY, PG_HEAD, PG_HUGE_ZERO, PG_HUGETLB, PG_LIVE, PG_RESERVED, PG_TAIL, PG_UPTODATE, PG_ZERO } from './page-flags.js';
 
 /** Options for `new PhysicalMemory`. */
 export interface PhysicalMemoryOptions {
@@ -14,6 +16,12 @@ export interface PhysicalMemoryOptions {
   bytes: number;
   /** Seeds the shuffle of the free lists (CONFIG_SHUFFLE_PAGE_ALLOCATOR); omitted: PFN order. */
   seed?: number;
+  /**
+   * Huge pages reserved at boot per size, as `hugepages=` (default none): 1 GiB pages from the
+   * highest 1 GiB-aligned ranges, 2 MiB pages from the buddy allocator. More than RAM holds
+   * gives a smaller pool (the kernel warns and boots); see `hstate(size).nrHugePages`.
+   */
+  hugepages?: HugepagesOption;
 }
 
 /** Event counters, named for their /proc/vmstat lines. */
@@ -25,6 +33,8 @@ export interface MemoryStats {
   /** Folios allocated and freed by the buddy allocator. */
   folioAllocs: number;
   folioFrees: number;
+  /** Frames `fragment` holds back to break contiguity (its ballast), until `unfragment`. */
+  ballastPages: number;
 }
 
 // the zero page and at least one page to hand out
@@ -61,7 +71,9 @@ export class PhysicalMemory {
   readonly store: PageStore;
   /** The free lists (mm/page_alloc.c). */
   readonly buddy: BuddyAllocator;
-  readonly stats: MemoryStats = { nrFollPinAcquired: 0, nrFollPinReleased: 0, folioAllocs: 0, folioFrees: 0 };
+  readonly stats: MemoryStats = { nrFollPinAcquired: 0, nrFollPinReleased: 0, folioAllocs: 0, folioFrees: 0, ballastPages: 0 };
+  /** The hugetlb pools, one per size (`hstates[]`). */
+  readonly hstates: Record<HugePageSize, Hstate>;
   private readonly ownerNames: string[] = [''];
   private readonly ownerIds = new Map<string, number>();
   private allocFailAfter = NONE;
@@ -74,6 +86,7 @@ export class PhysicalMemory {
     const bytes = checkInt('bytes', opts.bytes, MIN_BYTES, MAX_BYTES);
     if (bytes % PAGE_SIZE !== 0) fail('EINVAL', `bytes = ${bytes} is not a multiple of PAGE_SIZE (${PAGE_SIZE})`);
     const seed = opts.seed === undefined ? undefined : checkInt('seed', opts.seed, 0, 0xffffffff);
+    const huge = parseHugepages(opts.hugepages);
     this.bytes = bytes;
     const n = (this.nrPages = bytes / PAGE_SIZE);
     this.refcount = new Int32Array(n);
@@ -86,7 +99,9 @@ export class PhysicalMemory {
     this.store = new PageStore(n);
     this.flags[0] = PG_ZERO | PG_RESERVED | PG_UPTODATE | PG_LIVE;
     this.refcount[0] = 1;
-    this.buddy = new BuddyAllocator(n, this.flags, this.order, seed);
+    const gigantic = memblockGiganticRanges(n, huge.gigantic);
+    this.buddy = new BuddyAllocator(n, this.flags, this.order, seed, gigantic);
+    this.hstates = bootHugetlbPools(this, huge.small, gigantic, huge.gigantic);
   }
 
   /** PFN of the first page of the folio holding `pfn` (`page_folio`). Trusts `pfn`. */
@@ -109,6 +124,27 @@ export class PhysicalMemory {
     const p = this.checkPfn(name, pfn);
     if (!(this.flags[p]! & PG_LIVE)) fail('EINVAL', `${name} = ${p} is a free page`);
     return p;
+  }
+
+  /** The hugetlb pool of huge pages of `size` ('2M' or '1G'); EINVAL for another size. */
+  hstate(size: HugePageSize): Hstate {
+    if (size !== '2M' && size !== '1G') fail('EINVAL', `huge page size must be '2M' or '1G', got ${String(size)}`);
+    return this.hstates[size];
+  }
+
+  /**
+   * Leaves free memory as runs of `freeRunPages` frames, each starting at a multiple of it,
+   * the rest held back as ballast (see `fragmentMemory`): `{ seed, freeRunPages: 1 }` scatters
+   * what a process gets over about 4 frames per page, 16 gives runs of 16 pages, 512 leaves
+   * 2 MiB blocks for THP. EINVAL for a bad option. Undo with `unfragment`.
+   */
+  fragment(options: FragmentOptions): FragmentResult {
+    return fragmentMemory(this, options);
+  }
+
+  /** Returns the ballast `fragment` held back; free memory is laid out again as at boot. Returns the frames returned. */
+  unfragment(): number {
+    return unfragmentMemory(this);
   }
 
   /** Free pages on the buddy lists. */
@@ -177,7 +213,8 @@ export class PhysicalMemory {
     let run = 0;
     let start = -1;
     for (let pfn = 1; pfn < this.nrPages; pfn++) {
-      if (flags[pfn]! & PG_LIVE) {
+      // allocated, or a huge page of a pool (free ones included: they never return to the buddy)
+      if (flags[pfn]! & (PG_LIVE | PG_HUGETLB)) {
         run = 0;
         continue;
       }
@@ -248,6 +285,7 @@ export class PhysicalMemory {
   private freeFolio(head: number): void {
     if (this.flags[head]! & PG_RESERVED) return;
     const order = this.order[head]!;
+    if (this.flags[head]! & PG_HUGETLB) return freeHugetlbFolio(this, this.hstates[order === HUGETLB_ORDER['1G'] ? '1G' : '2M'], head);
     const nr = 1 << order;
     if (this.store.materialised > 0) for (let p = head; p < head + nr; p++) this.store.drop(p);
     if (order > 0) this.flags.fill(0, head, head + nr);

@@ -6,6 +6,7 @@ import { checkBool, checkErrno, checkInt, checkOptions, fail, hex, IodescError, 
 import { FAULT_READ, FAULT_WRITE, handleFault, splitHugePmdAt, zapVma } from './fault.js';
 import { checkWithinFile } from './file-fault.js';
 import { checkFile, createFile, MAX_FILE_SIZE, type CachedFile } from './file.js';
+import { hugetlbReservePages, hugetlbSplitRefused } from './hugetlb-vma.js';
 import { PhysicalMemory } from './memory.js';
 import { PG_ANY_ZERO } from './page-flags.js';
 import { PTE_DIRTY, PTE_WRITE, VM_EXEC, VM_READ, VM_WRITE, Vma, type Backing, type Prot } from './vma.js';
@@ -24,7 +25,14 @@ export interface MmapOptions {
   shared?: boolean;
   /** Back each aligned 2 MiB range with one order-9 folio (MADV_HUGEPAGE). */
   thp?: boolean;
+  /**
+   * Back the mapping with huge pages of this size from the memory's pool (MAP_HUGETLB): the
+   * length is rounded up to and the address aligned on the huge page size, and every page is
+   * reserved now (ENOMEM when the pool cannot cover it).
+   */
   hugetlb?: '2M' | '1G';
+  /** With `hugetlb`, reserve nothing (MAP_NORESERVE): a fault that then finds no free huge page is EFAULT (SIGBUS). */
+  noreserve?: boolean;
   /** Fault every page in now (MAP_POPULATE): for write when the mapping is writable. */
   populate?: boolean;
   /** The file to map with `backing: 'file'` (implies it); without one, a fresh zero-filled file of `offset + length` bytes. */
@@ -82,9 +90,10 @@ export class AddressSpace {
    * Anonymous memory, or with `backing: 'file'` (or a `file`) the file from `offset` on, through
    * its page cache: shared, writes reach the file at writeback; private, writes go to
    * copy-on-write anonymous pages. Pages past the file's end fault with SIGBUS (EFAULT).
+   * `hugetlb` maps huge pages from the memory's pool (see MmapOptions; `thp` has no effect there).
    * EINVAL on a bad length or option (an offset that is not page aligned, a file of another
-   * memory); EOPNOTSUPP for hugetlb (not yet) and THP over a file; ENOMEM when no gap of that
-   * size is left.
+   * memory, hugetlb over a file); EOPNOTSUPP for THP over a file; ENOMEM when the hugetlb pool
+   * cannot reserve the pages, or when no gap of that size is left.
    */
   mmap(length: number, options?: MmapOptions): number {
     const opts = checkOptions('options', options);
@@ -107,11 +116,17 @@ export class AddressSpace {
     const thp = opts.thp === undefined ? false : checkBool('thp', opts.thp);
     const populate = opts.populate === undefined ? false : checkBool('populate', opts.populate);
     if (opts.hugetlb !== undefined && opts.hugetlb !== '2M' && opts.hugetlb !== '1G') fail('EINVAL', `hugetlb must be '2M' or '1G', got ${String(opts.hugetlb)}`);
-    if (opts.hugetlb !== undefined) fail('EOPNOTSUPP', 'hugetlb mappings arrive with the hugetlb pools');
+    // ksys_mmap_pgoff(): MAP_HUGETLB over a file that is not hugetlbfs
+    if (opts.hugetlb !== undefined && isFile) fail('EINVAL', 'hugetlb mappings are anonymous: backing must be anon');
     // page-cache folios are order 0 here: a huge page over a file needs large folios in the cache
     if (isFile && thp) fail('EOPNOTSUPP', 'thp over a file mapping (large page-cache folios are not modelled)');
-    const len = Math.ceil(length / PAGE_SIZE) * PAGE_SIZE;
-    const align = thp && len >= PMD_SIZE ? PMD_SIZE : PAGE_SIZE;
+    const noreserve = opts.noreserve === undefined ? false : checkBool('noreserve', opts.noreserve);
+    // ksys_mmap_pgoff(): MAP_HUGETLB rounds the length up to its huge page size
+    const hstate = opts.hugetlb === undefined ? undefined : this.memory.hstate(opts.hugetlb);
+    const unit = hstate === undefined ? PAGE_SIZE : hstate.size;
+    const len = Math.ceil(length / unit) * unit;
+    if (len > TASK_SIZE_MAX) fail('ENOMEM', `mmap of ${len} bytes exceeds the user address space`);
+    const align = hstate !== undefined ? unit : thp && len >= PMD_SIZE ? PMD_SIZE : PAGE_SIZE;
     const start = this.findGap(len, align);
     let vma: Vma;
     try {
@@ -121,6 +136,7 @@ export class AddressSpace {
       if (e instanceof RangeError) fail('ENOMEM', `cannot allocate a page table for ${len} bytes`);
       throw e;
     }
+    if (hstate !== undefined) vma.hugetlb = hugetlbReservePages(hstate, len / unit, shared, noreserve);
     if (isFile) {
       // a fresh file is made once the mapping can no longer fail
       const file = opts.file ?? createFile(this.memory, { size: offset + length });
@@ -145,6 +161,11 @@ export class AddressSpace {
     // do_vmi_munmap(): a range running past TASK_SIZE is EINVAL
     if (length > TASK_SIZE_MAX - addr) fail('EINVAL', `munmap range ${hex(addr)} + ${length} runs past the top of user space`);
     const end = addr + Math.ceil(length / PAGE_SIZE) * PAGE_SIZE;
+    // __split_vma() asks may_split before anything changes
+    for (const v of this.vmas) {
+      const why = v.end > addr && v.start < end ? hugetlbSplitRefused(v, addr, end) : '';
+      if (why !== '') fail('EINVAL', why);
+    }
     for (let k = 0; k < this.vmas.length; k++) {
       let vma = this.vmas[k]!;
       if (vma.end <= addr) continue;
@@ -289,7 +310,8 @@ export class AddressSpace {
     try {
       for (let i = 0; i < vma.nrPages; i++) if (vma.pt[i] === 0) handleFault(this.memory, vma, i, kind);
     } catch (e) {
-      // __mm_populate() ignores errors: out of memory, or SIGBUS past a file's end
+      // __mm_populate() ignores errors: out of memory, or SIGBUS past a file's end or from an
+      // exhausted hugetlb pool
       if (!(e instanceof IodescError && (e.code === 'ENOMEM' || e.code === 'EFAULT'))) throw e;
     }
   }

@@ -28,5 +28,9 @@ export const PG_ANON_EXCL = 1 << 10;
 export const PG_HUGE_ZERO = 1 << 11;
 /** Model-only: the folio is in a regular file's page cache (`folio->mapping` is that file's address_space; shmem folios are not). */
 export const PG_PAGECACHE = 1 << 13;
+/** A frame of a hugetlb folio, in use or free in its pool, never on the buddy lists (`folio_test_hugetlb`). */
+export const PG_HUGETLB = 1 << 14;
+/** Model-only: a frame held back by `memory.fragment` to break contiguity (returned by `unfragment`). */
+export const PG_BALLAST = 1 << 12;
 /** Either zero page: never written, shared by every mapping, holding no mapping references. */
 export const PG_ANY_ZERO = PG_ZERO | PG_HUGE_ZERO;

@@ -87,39 +87,52 @@ export function pageMapcount(memory: PhysicalMemory, pfn: number): number {
 
 
 // Two passes over folio groups: the first takes the pins off (nothing is freed, so it can be
-// undone when a later entry is bad), the second, needed only to dirty or to free, does so. A folio is freed at its first
-// group once its count is final, and its later groups, no longer a folio, are skipped.
+// undone when a later entry is bad) and notes each group's head, the second, needed only to
+// dirty or to free, visits those heads. A folio is freed at its first group once its count is
+// final, and its later groups, no longer a folio, are skipped.
 function releasePins(mem: PhysicalMemory, pages: Uint32Array, n: number, makeDirty: boolean): void {
+  if (groupHeads.length < n) groupHeads = new Int32Array(Math.max(n, 2 * groupHeads.length));
+  const heads = groupHeads;
+  const { flags, order, pins, refcount } = mem;
+  const nrPages = mem.nrPages;
   let released = 0;
   let freeable = 0;
+  let groups = 0;
   let i = 0;
   while (i < n) {
+    // gup_folio_next(): the entries from i on that name pages of the same folio
     const pfn = pages[i]!;
-    const nr = groupAt(mem, pages, n, i);
-    if (nr < 0) refuse(mem, pages, i, nr);
-    const head = mem.folioHead(pfn);
-    if (!(mem.flags[head]! & PG_ZERO)) {
-      if (mem.pins[head]! < nr) refuse(mem, pages, i, nr);
-      mem.pins[head] = mem.pins[head]! - nr;
-      if ((mem.refcount[head] = mem.refcount[head]! - mem.pinRefs(head, nr)) === 0) freeable++;
+    if (pfn >= nrPages || !(flags[pfn]! & PG_LIVE)) refuse(mem, pages, i, -1);
+    const o = order[pfn]!;
+    const head = pfn & -(1 << o);
+    const end = head + (1 << o);
+    let nr = 1;
+    while (i + nr < n) {
+      const p = pages[i + nr]!;
+      if (p < head || p >= end) break;
+      nr++;
+    }
+    if (!(flags[head]! & PG_ZERO)) {
+      if (pins[head]! < nr) refuse(mem, pages, i, nr);
+      pins[head] = pins[head]! - nr;
+      if ((refcount[head] = refcount[head]! - (o > 0 ? nr : nr * GUP_PIN_COUNTING_BIAS)) === 0) freeable++;
       released += nr;
     }
+    heads[groups++] = head;
     i += nr;
   }
   mem.stats.nrFollPinReleased += released;
   if (!makeDirty && freeable === 0) return;
-  for (i = 0; i < n; ) {
-    const nr = groupAt(mem, pages, n, i);
-    if (nr < 0) {
-      i++;
-      continue;
-    }
-    const head = mem.folioHead(pages[i]!);
-    i += nr;
-    if (makeDirty) mem.flags[head] = mem.flags[head]! | PG_DIRTY; // folio_mark_dirty, the zero page too
-    mem.freeIfUnreferenced(head);
+  for (let g = 0; g < groups; g++) {
+    const head = heads[g]!;
+    if (!(flags[head]! & PG_LIVE)) continue;
+    if (makeDirty) flags[head] = flags[head]! | PG_DIRTY; // folio_mark_dirty, the zero page too
+    if (refcount[head] === 0) mem.freeIfUnreferenced(head);
   }
 }
+
+/** Heads of the folio groups of the batch being released, reused across calls (no allocation per call). */
+let groupHeads = new Int32Array(1024);
 
 // Undoes what the batch released before entry `i`, then throws EINVAL naming pages[i]: kept
 // out of releasePins so that its loop stays small.

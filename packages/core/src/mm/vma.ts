@@ -2,6 +2,7 @@
 
 import { PAGE_SIZE } from '../constants.js';
 import type { CachedFile } from './file.js';
+import type { HugetlbMapping } from './hugetlb-vma.js';
 
 /** VMA permission bits (`VM_READ`, `VM_WRITE`, `VM_EXEC`). */
 export const VM_READ = 1;
@@ -11,7 +12,10 @@ export const VM_EXEC = 4;
 /** Page-table entry bits kept beside each PFN. */
 /** The entry permits writes (`pte_write`). */
 export const PTE_WRITE = 1;
-/** The page is mapped as part of one PMD entry over a 2 MiB folio (`pmd_trans_huge`). */
+/**
+ * The page is mapped as part of one PMD entry over a 2 MiB folio (`pmd_trans_huge`), or of one
+ * hugetlb leaf entry (a PMD, or a PUD for a 1 GiB page) in a hugetlb VMA.
+ */
 export const PTE_PMD = 2;
 /** The CPU wrote through this entry (`pte_dirty`). */
 export const PTE_DIRTY = 4;
@@ -34,6 +38,10 @@ export class Vma {
   file: CachedFile | undefined = undefined;
   /** File page index of `start` (`vm_pgoff`). */
   pgoff = 0;
+  /** The pool and reservations behind a MAP_HUGETLB mapping (`is_vm_hugetlb_page`); undefined otherwise. */
+  hugetlb: HugetlbMapping | undefined = undefined;
+  /** Huge page index of `start` within `hugetlb` (`vma_hugecache_offset`). */
+  hugetlbIndex = 0;
   constructor(
     public start: number,
     public end: number,
@@ -74,6 +82,12 @@ export class Vma {
       tail.file = this.file;
       tail.pgoff = this.pgoff + i;
       this.file.mmaps.add(tail);
+    }
+    if (this.hugetlb !== undefined) {
+      // hugetlb_vm_op_open(): the new VMA shares the mapping's reservations and pages
+      tail.hugetlb = this.hugetlb;
+      tail.hugetlbIndex = this.hugetlbIndex + i / this.hugetlb.hstate.nrPages;
+      this.hugetlb.vmas++;
     }
     return tail;
   }
