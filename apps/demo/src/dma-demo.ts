@@ -75,7 +75,7 @@ export function runDmaDemo(out: (line: string) => void, seed = 7): number {
   out(`  a 128 KiB entry for a device that takes 64 KiB: mapped, and DMA-API debug says:`);
   out(`    ${dev.warnings[0]}`);
   try {
-    dev.dmaWrite(big.dmaAddr[0]! + 128 * 1024, new Uint8Array(16));
+    dev.dmaWrite(big.dmaAddress(0) + 128 * 1024, new Uint8Array(16));
   } catch (e) {
     out(`  the device writes past the mapping: ${e instanceof IodescError ? `${e.code}: ${e.message.slice(e.code.length + 2)}` : String(e)}`);
   }

@@ -14,8 +14,6 @@ export interface DeviceSpec {
   kind: DeviceKind;
   maxSegmentSize: number;
   segBoundaryMask: number;
-  /** IOVA granule (IOMMU devices). */
-  granule: number;
 }
 
 
@@ -25,7 +23,6 @@ export function deviceSpec(kinds: readonly DeviceKind[] = ['direct', 'bounce', '
     kind: fc.constantFrom(...kinds),
     maxSegmentSize: fc.constantFrom(4096, 65536, 2 ** 20, 0xffffffff),
     segBoundaryMask: fc.constantFrom(NO_SEG_BOUNDARY, 0xffff, 0xfffff, 0xffffffff),
-    granule: fc.constantFrom(4096, 4096, 16384),
   });
 }
 
@@ -39,6 +36,6 @@ export function makeDevice(memory: PhysicalMemory, spec: DeviceSpec): Device {
       // swiotlb=force: every entry goes through a bounce buffer, as in a confidential guest
       return new Device(memory, { name: 'conformance-bounce', forceBounce: true, ...limits });
     case 'iommu':
-      return new Device(memory, { name: 'conformance-iommu', iommu: new Iommu({ granule: spec.granule }), ...limits });
+      return new Device(memory, { name: 'conformance-iommu', iommu: new Iommu(), ...limits });
   }
 }

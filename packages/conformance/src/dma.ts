@@ -54,7 +54,7 @@ export function dmaResources(device: Device): { iovaPages: number; mappedGranule
     iovaPages: device.iommu?.iovad.allocatedPages ?? 0,
     mappedGranules: device.iommu?.mappedGranules ?? 0,
     bounceSlots: swiotlbPoolIfAny(device.memory)?.used ?? 0,
-    live: device.live.size,
+    live: device.liveCount,
   };
 }
 
@@ -148,7 +148,7 @@ export function dmaTests(factory: BackendFactory, options?: ConformanceOptions):
       const { memory, mm } = newMachine(opts.seed);
       const addr = mapUserRange(mm, { leadPages: 0, offsetInPage: 0, length: 32 * PAGE_SIZE, trailPages: 0 }, { prefault: true });
       const desc = backend.getUser(mm, addr, 32 * PAGE_SIZE, { write: true });
-      const device = makeDevice(memory, { kind: 'iommu', maxSegmentSize: 65536, segBoundaryMask: Number.MAX_SAFE_INTEGER, granule: 4096 });
+      const device = makeDevice(memory, { kind: 'iommu', maxSegmentSize: 65536, segBoundaryMask: Number.MAX_SAFE_INTEGER });
       // a 16-bit mask leaves 15 IOVA pages: 32 pages cannot fit
       const narrow = new Device(memory, { name: 'conformance-narrow', iommu: device.iommu!, dmaMaskBits: 16 });
       let code: unknown;

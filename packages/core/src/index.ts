@@ -32,7 +32,7 @@ export { dropCaches, reclaimPageCache } from './mm/reclaim.js';
 export { lostWriteDemo } from './mm/lost-write.js';
 export { kmallocSize } from './descriptor/kmalloc.js';
 export { DMA_TO_DEVICE, DMA_FROM_DEVICE, DMA_BIDIRECTIONAL, checkDirection } from './dma/types.js';
-export { Device, NO_SEG_BOUNDARY } from './dma/device.js';
+export { Device, NO_SEG_BOUNDARY, MAX_WARNINGS } from './dma/device.js';
 export { Iommu, IOMMU_READ, IOMMU_WRITE } from './dma/iommu.js';
 export { IovaDomain } from './dma/iova.js';
 export { DmaMapping, dmaMapSegments, dmaUnmapSegments, dmaSyncForCpu, dmaSyncForDevice } from './dma/mapping.js';

@@ -94,7 +94,7 @@ describe('swiotlb', () => {
     const memory = machine();
     const device = new Device(memory, { dmaMaskBits: 24 });
     const m = dmaMapSegments(device, Float64Array.of(HIGH), Float64Array.of(64), 1, 'bidirectional');
-    const dma = m.dmaAddr[0]!;
+    const dma = m.dmaAddress(0);
     device.dmaWrite(dma, pattern(64, 1));
     expect(memory.readPhys(HIGH, 64)).toEqual(new Uint8Array(64)); // not yet: still in the bounce buffer
     dmaSyncForCpu(device, m);
@@ -110,9 +110,9 @@ describe('swiotlb', () => {
     const device = new Device(memory, { dmaMaskBits: 24 });
     memory.writePhys(HIGH, pattern(100));
     const m = dmaMapSegments(device, Float64Array.of(HIGH), Float64Array.of(100), 1, 'to-device');
-    expect(device.dmaRead(m.dmaAddr[0]!, 100)).toEqual(pattern(100));
+    expect(device.dmaRead(m.dmaAddress(0), 100)).toEqual(pattern(100));
     // the CPU wrote the bounce buffer behind the device's back: unmap must not copy it back
-    memory.writePhys(m.dmaAddr[0]!, new Uint8Array(100));
+    memory.writePhys(m.dmaAddress(0), new Uint8Array(100));
     dmaUnmapSegments(device, m);
     expect(memory.readPhys(HIGH, 100)).toEqual(pattern(100));
   });
@@ -123,10 +123,10 @@ describe('swiotlb', () => {
     const small = dmaMapSegments(device, Float64Array.of(HIGH), Float64Array.of(100), 1, 'to-device');
     const page = dmaMapSegments(device, Float64Array.of(HIGH + P), Float64Array.of(P), 1, 'to-device');
     const pool = swiotlbPool(memory)!;
-    expect(small.dmaAddr[0]).toBe(pool.start);
-    expect(page.dmaAddr[0]).toBe(pool.start + P); // slot 1 is free but not page-aligned
+    expect(small.dmaAddress(0)).toBe(pool.start);
+    expect(page.dmaAddress(0)).toBe(pool.start + P); // slot 1 is free but not page-aligned
     const big = dmaMapSegments(device, Float64Array.of(HIGH + 2 * P), Float64Array.of(128 * IO_TLB_SIZE), 1, 'to-device');
-    expect(big.dmaAddr[0]).toBe(pool.start + 128 * IO_TLB_SIZE);
+    expect(big.dmaAddress(0)).toBe(pool.start + 128 * IO_TLB_SIZE);
     for (const m of [small, page, big]) dmaUnmapSegments(device, m);
     expect(pool.used).toBe(0);
     expect(pool.list[0]).toBe(128);
@@ -142,7 +142,7 @@ describe('swiotlb', () => {
     const lens = Float64Array.of(64 * 1024, 64 * 1024, P);
     expectCode(() => dmaMapSegments(device, phys, lens, 3, 'to-device'), 'EIO');
     expect(pool.used).toBe(64);
-    expect(device.live.size).toBe(1);
+    expect(device.liveCount).toBe(1);
     dmaUnmapSegments(device, held);
     expect(pool.used).toBe(0);
     expect(leakReport(memory)).toEqual([]);

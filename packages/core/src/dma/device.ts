@@ -7,7 +7,7 @@ import { checkMemory, type PhysicalMemory } from '../mm/memory.js';
 import type { LeakEntry } from '../mm/leak.js';
 import { Iommu } from './iommu.js';
 import { isLowMask } from './mask.js';
-import { IO_TLB_SEGSIZE, IO_TLB_SIZE } from './swiotlb.js';
+import { IO_TLB_SEGSIZE, IO_TLB_SIZE, swiotlbPoolState } from './swiotlb.js';
 import { deviceMayRead, deviceMayWrite } from './types.js';
 import type { DmaMapping } from './mapping.js';
 
@@ -37,6 +37,9 @@ export interface DeviceOptions {
 /** The no-boundary mask (the kernel's ULONG_MAX), as far as a JavaScript number reaches. */
 export const NO_SEG_BOUNDARY = Number.MAX_SAFE_INTEGER;
 
+/** Reports a device keeps (`warnings`); later ones are only counted (`errorCount`). */
+export const MAX_WARNINGS = 256;
+
 let nextDeviceId = 0;
 
 // Live mappings of every device on one memory, for the leak report.
@@ -59,10 +62,14 @@ export class Device {
   readonly iommu: Iommu | null;
   readonly pci: boolean;
   readonly forceBounce: boolean;
-  /** DMA-API debug reports against this device, each naming the mapping (kernel/dma/debug.c). */
+  /**
+   * DMA-API debug reports against this device, each naming the mapping (kernel/dma/debug.c),
+   * and swiotlb's warnings; the first `MAX_WARNINGS` are kept, `errorCount` counts them all.
+   */
   readonly warnings: string[] = [];
-  /** Mappings made and not yet unmapped. */
-  readonly live = new Set<DmaMapping>();
+  /** Reports made, kept or not (dma-debug's `error_count`). */
+  errorCount = 0;
+  readonly #live = new Set<DmaMapping>();
   /** True after `teardown`. */
   removed = false;
   /** Set once a 32-bit IOVA attempt fails (`pci_32bit_workaround` dropped for good). */
@@ -102,24 +109,40 @@ export class Device {
    * direct mappings may bounce (forced, or a mask short of the memory's end), else unlimited.
    */
   maxMappingSize(): number {
-    if (this.iommu === null && (this.forceBounce || this.dmaLimit < this.memory.bytes - 1)) return IO_TLB_SEGSIZE * IO_TLB_SIZE;
+    // is_swiotlb_active(): a pool exists, or may still be placed on first use
+    const poolUsable = swiotlbPoolState(this.memory) !== null;
+    if (this.iommu === null && poolUsable && (this.forceBounce || this.dmaLimit < this.memory.bytes - 1)) return IO_TLB_SEGSIZE * IO_TLB_SIZE;
     return Infinity;
   }
 
-  /** @internal Records a DMA-API debug report (`err_printk`). */
-  warn(message: string): void {
-    this.warnings.push(`${this.name}: DMA-API: ${message}`);
+  /** Mappings made and not yet unmapped. */
+  get liveCount(): number {
+    return this.#live.size;
+  }
+
+  /** The mappings made and not yet unmapped, oldest first (a copy). */
+  liveMappings(): DmaMapping[] {
+    return [...this.#live];
+  }
+
+  /**
+   * @internal Records a report (`err_printk` for 'DMA-API', `dev_warn` for 'swiotlb'): every one
+   * is counted, the first MAX_WARNINGS kept, as dma-debug prints only the first few.
+   */
+  warn(message: string, source: 'DMA-API' | 'swiotlb' = 'DMA-API'): void {
+    this.errorCount++;
+    if (this.warnings.length < MAX_WARNINGS) this.warnings.push(`${this.name}: ${source}: ${message}`);
   }
 
   /** @internal Tracks a new mapping as live. */
   track(m: DmaMapping): void {
-    this.live.add(m);
+    this.#live.add(m);
     liveByMemory.get(this.memory)!.add(m);
   }
 
   /** @internal Forgets an unmapped mapping. */
   untrack(m: DmaMapping): void {
-    this.live.delete(m);
+    this.#live.delete(m);
     liveByMemory.get(this.memory)!.delete(m);
   }
 
@@ -129,8 +152,10 @@ export class Device {
    * calls fail with ENODEV. Returns the leak entries of those mappings.
    */
   teardown(): LeakEntry[] {
-    const pending = [...this.live];
-    if (pending.length > 0) this.warn(`device driver has pending DMA allocations while released from device [count=${pending.length}]`);
+    const pending = [...this.#live];
+    // device_dma_allocations() counts dma-debug entries: one per DMA segment
+    const entries = pending.reduce((t, m) => t + m.count, 0);
+    if (pending.length > 0) this.warn(`device driver has pending DMA allocations while released from device [count=${entries}]`);
     for (const m of pending) this.warn(`${m.describe()} still mapped at teardown`);
     this.removed = true;
     return pending.map(mappingLeak);
@@ -184,7 +209,7 @@ export class Device {
     for (let a = dmaAddr; a < dmaAddr + len; ) {
       let reach = -1;
       let otherDir = false;
-      for (const m of this.live) {
+      for (const m of this.#live) {
         const end = m.coveredUntil(a);
         if (end <= a) continue;
         if (write ? deviceMayWrite(m.dir) : deviceMayRead(m.dir)) reach = Math.max(reach, end);

@@ -45,12 +45,13 @@ function bounceMap(device: Device, phys: number, len: number, slots: Int32Array,
   if (pool === null) return 'no swiotlb pool could be allocated';
   const slot = pool.take(phys, len, device.segBoundaryMask);
   if (slot < 0) {
+    device.warn(`swiotlb buffer is full (sz: ${len} bytes), total ${pool.nslabs} (slots), used ${pool.used} (slots)`, 'swiotlb');
     return `swiotlb buffer is full (sz: ${len} bytes), total ${pool.nslabs} (slots), used ${pool.used} (slots)`;
   }
   const tlb = pool.slotAddr(slot);
   if (tlb + len - 1 > device.dmaLimit) {
     pool.release(slot);
-    device.warn(`swiotlb addr ${hex(tlb)}+${len} overflow (mask ${hex(device.dmaLimit)})`);
+    device.warn(`swiotlb addr ${hex(tlb)}+${len} overflow (mask ${hex(device.dmaLimit)})`, 'swiotlb');
     return `swiotlb addr ${hex(tlb)}+${len} is beyond the device's ${device.dmaMaskBits}-bit DMA mask`;
   }
   pool.bounce(slot, len, true);

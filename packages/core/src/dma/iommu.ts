@@ -2,15 +2,19 @@
 // granules to physical granules with read/write permission, and the scatterlist mapping of
 // drivers/iommu/dma-iommu.c (iommu_dma_map_sg, __finalise_sg, iommu_dma_unmap_sg).
 
+import { PAGE_SIZE } from '../constants.js';
 import { checkInt, checkOptions, fail } from '../errors.js';
 import type { PhysicalMemory } from '../mm/memory.js';
 import { IovaDomain } from './iova.js';
-import { andMask, isLowMask } from './mask.js';
+import { andMask } from './mask.js';
 import { deviceMayRead, deviceMayWrite, type DmaDirection } from './types.js';
 
 /** Options of `new Iommu`. */
 export interface IommuOptions {
-  /** IOVA page size in bytes, a power of two from 4096 to 2 MiB (default 4096). */
+  /**
+   * IOVA page size in bytes (default 4096). Only 4096 is accepted: `init_iova_domain` refuses a
+   * granule above PAGE_SIZE (BUG_ON), and no IOMMU maps less than 4 KiB.
+   */
   granule?: number;
   /** Width of the IOVA space, 32..53 bits (default 48: the aperture a 4-level table covers). */
   iovaBits?: number;
@@ -50,8 +54,8 @@ export class Iommu {
 
   constructor(opts?: IommuOptions) {
     const o = checkOptions('Iommu options', opts);
-    const granule = o.granule === undefined ? 4096 : checkInt('granule', o.granule, 4096, 2 ** 21);
-    if (!isLowMask(granule - 1, 12)) fail('EINVAL', `granule = ${granule} is not a power of two`);
+    const granule = o.granule === undefined ? PAGE_SIZE : checkInt('granule', o.granule, 1, 2 ** 21);
+    if (granule !== PAGE_SIZE) fail('EINVAL', `granule = ${granule}: the IOVA granule must be PAGE_SIZE (${PAGE_SIZE}); init_iova_domain refuses more and IOMMUs map no less`);
     this.granule = granule;
     this.granuleShift = Math.log2(granule);
     this.iovaBits = o.iovaBits === undefined ? 48 : checkInt('iovaBits', o.iovaBits, 32, 53);
@@ -125,27 +129,36 @@ export class Iommu {
   }
 }
 
-/** What `iommuMapSg` built: output segments in the first `count` slots, and the IOVA range. */
+/** What `iommuMapSg` did: output segments in the first `count` slots and the IOVA range, or why it failed. */
 export interface IommuSgResult {
+  /** ENOMEM: no IOVA range; EINVAL: an entry's widened length reaches 2^32 (`iommu_map_sg` maps short). */
+  error: 'ENOMEM' | 'EINVAL' | undefined;
+  /** The entry that overflowed (EINVAL). */
+  entry: number;
   count: number;
   /** First IOVA page of the range, and its size in IOVA pages as allocated. */
   iovaPfn: number;
   iovaPages: number;
+  /** A PCI device's attempt below 4 GiB failed (the caller drops `pci_32bit_workaround`). */
+  failed32: boolean;
 }
+
+const TWO_32 = 2 ** 32;
 
 /**
  * `iommu_dma_map_sg` + `__finalise_sg` over `count` entries (physical address, length): each
- * entry widened to whole granules, padding added before an entry that would cross the segment
- * boundary, one IOVA range for the list, then entries merged into DMA segments written to
- * `outAddr`/`outLen`. Returns null (ENOMEM for the caller) when the IOVA space is exhausted;
- * nothing is left allocated then.
+ * entry widened to whole granules, padding added to the previous entry when one would cross
+ * the segment boundary, one IOVA range for the list, every entry's widened (and padded) length
+ * mapped from its first granule as `iommu_map_sg` maps it, then entries merged into DMA
+ * segments written to `outAddr`/`outLen`. On failure nothing is left allocated.
  */
 export function iommuMapSg(
   iommu: Iommu, phys: Float64Array, lens: Float64Array, count: number, prot: number,
   dmaLimit: number, boundaryMask: number, maxSegmentSize: number, try32First: boolean,
   outAddr: Float64Array, outLen: Float64Array,
-): IommuSgResult | null {
+): IommuSgResult {
   const granule = iommu.granule;
+  const result: IommuSgResult = { error: undefined, entry: -1, count: 0, iovaPfn: 0, iovaPages: 0, failed32: false };
   // per entry: offset into its first granule and its granule-aligned IOVA length (with padding)
   const iovaOff = new Float64Array(count);
   const iovaLen = new Float64Array(count);
@@ -159,7 +172,11 @@ export function iommuMapSg(
     if (pad !== 0 && pad < sLen - 1) {
       iovaLen[i - 1] = iovaLen[i - 1]! + pad;
       total += pad;
+      if (iovaLen[i - 1]! >= TWO_32) return { ...result, error: 'EINVAL', entry: i - 1 };
     }
+    // s->length is an unsigned int: a widened length of 2^32 or more is truncated, and the
+    // short iommu_map_sg() that follows fails the call with -EINVAL
+    if (sLen >= TWO_32) return { ...result, error: 'EINVAL', entry: i };
     iovaOff[i] = off;
     iovaLen[i] = sLen;
     total += sLen;
@@ -173,14 +190,20 @@ export function iommuMapSg(
   }
   const limit = Math.min(dmaLimit, iommu.apertureEnd);
   let iovaPfn = 0;
-  if (try32First && limit > 0xffffffff) iovaPfn = iommu.iovad.alloc(pages, Math.floor(0xffffffff / granule));
+  if (try32First && limit > 0xffffffff) {
+    iovaPfn = iommu.iovad.alloc(pages, Math.floor(0xffffffff / granule));
+    result.failed32 = iovaPfn === 0;
+  }
   if (iovaPfn === 0) iovaPfn = iommu.iovad.alloc(pages, Math.floor(limit / granule));
-  if (iovaPfn === 0) return null;
-  // iommu_map_sg(): each entry's granules, from the granule holding its first byte
+  if (iovaPfn === 0) return { ...result, error: 'ENOMEM' };
+  // iommu_map_sg(): each entry's whole IOVA length (padding included) from its first granule;
+  // granules past the end of RAM are left out, having no bytes to move
+  const ramGranules = Math.floor((iommu.memory?.bytes ?? 0) / granule);
   let g = iovaPfn;
   for (let i = 0; i < count; i++) {
-    const nr = Math.ceil((lens[i]! + iovaOff[i]!) / granule);
-    iommu.mapGranules(g, Math.floor(phys[i]! / granule), nr, prot);
+    const first = Math.floor(phys[i]! / granule);
+    const nr = Math.min(iovaLen[i]! / granule, ramGranules - first);
+    iommu.mapGranules(g, first, nr, prot);
     g += iovaLen[i]! / granule;
   }
   // __finalise_sg(): lengths are unsigned int, so maxLen - curLen is compared modulo 2^32
@@ -202,7 +225,7 @@ export function iommuMapSg(
     // an entry that ends short of its granule closes the segment
     if (sLen + off < iovaLen[i]!) curLen = 0;
   }
-  return { count: cur + 1, iovaPfn, iovaPages: pages };
+  return { ...result, count: cur + 1, iovaPfn, iovaPages: pages };
 }
 
 /** `iommu_dma_unmap_sg`: clears the page table over the range and frees the IOVA. */

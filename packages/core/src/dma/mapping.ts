@@ -18,68 +18,121 @@ export interface DmaMapOptions {
   owner?: string;
 }
 
+// What a mapping holds, reachable only from this module (through `stateOf`), so that no caller
+// can edit the segments a device is allowed to reach or the slots unmap will release.
+interface MappingState {
+  phys: Float64Array;
+  lens: Float64Array;
+  dmaAddr: Float64Array;
+  dmaLen: Float64Array;
+  /** First swiotlb slot of each entry, -1 when not bounced (direct mappings only). */
+  slots: Int32Array | null;
+  count: number;
+  length: number;
+  iovaPfn: number;
+  iovaPages: number;
+  bounceBytes: number;
+  bounceSlotBytes: number;
+  live: boolean;
+  // sorted view of the segments for the direct DMA engine, built on first device access
+  byStart: Float64Array | null;
+  maxEnd: Float64Array | null;
+}
+
+let stateOf: (m: DmaMapping) => MappingState;
+
 /**
- * A live (or unmapped) DMA mapping of a list of physical ranges for one device. The DMA
- * segments are in `dmaAddr`/`dmaLen[0..count)`; `segments()` yields them as objects.
+ * A live (or unmapped) DMA mapping of a list of physical ranges for one device. Read its DMA
+ * segments with `segments()` (objects) or `dmaAddress(i)`/`dmaLength(i)` (hot paths); nothing
+ * about it can be changed from outside, so the device reaches exactly what was mapped.
  */
 export class DmaMapping {
   readonly id = nextMappingId++;
   /** Entries mapped (the list given to `dmaMapSegments`). */
   readonly nents: number;
-  /** DMA segments the device sees. */
-  count = 0;
-  /** IOVA pages the mapping holds (IOMMU), as allocated: sizes under 32 pages are rounded up to a power of two. */
-  iovaPages = 0;
-  /** First IOVA page of the mapping's range (IOMMU), 0 for direct mappings. */
-  iovaPfn = 0;
-  /** Bytes the mapping bounced through swiotlb (direct mappings above the DMA mask). */
-  bounceBytes = 0;
-  /** Bytes of swiotlb slots it holds (2 KiB each). */
-  bounceSlotBytes = 0;
-  /** First swiotlb slot of each entry, -1 when not bounced (direct mappings). */
-  readonly slots: Int32Array | null;
-  /** False once unmapped. */
-  live = true;
-  // sorted view of the segments for the direct DMA engine, built on first device access
-  private byStart: Float64Array | null = null;
-  private maxEnd: Float64Array | null = null;
+  #s: MappingState;
+
+  static {
+    stateOf = (m) => m.#s;
+  }
 
   constructor(
     readonly device: Device,
     readonly dir: DmaDirection,
-    /** Physical address and length of each entry, copied from the caller. */
-    readonly phys: Float64Array,
-    readonly lens: Float64Array,
-    /** DMA address and length of each DMA segment. */
-    readonly dmaAddr: Float64Array,
-    readonly dmaLen: Float64Array,
+    phys: Float64Array,
+    lens: Float64Array,
     readonly owner: string | undefined,
   ) {
-    this.nents = phys.length;
-    this.slots = device.iommu === null ? new Int32Array(phys.length) : null;
+    const n = phys.length;
+    let length = 0;
+    for (let i = 0; i < n; i++) length += lens[i]!;
+    this.nents = n;
+    this.#s = {
+      phys, lens, dmaAddr: new Float64Array(n), dmaLen: new Float64Array(n), slots: device.iommu === null ? new Int32Array(n) : null,
+      count: 0, length, iovaPfn: 0, iovaPages: 0, bounceBytes: 0, bounceSlotBytes: 0, live: true, byStart: null, maxEnd: null,
+    };
   }
 
-  /** DMA segments, as `nrSegments` names them in the descriptor interface. */
+  /** DMA segments the device sees. */
+  get count(): number {
+    return this.#s.count;
+  }
+
+  /** The same, as the descriptor interface names it. */
   get nrSegments(): number {
-    return this.count;
+    return this.#s.count;
   }
 
   /** Bytes mapped. */
   get length(): number {
-    let n = 0;
-    for (let i = 0; i < this.nents; i++) n += this.lens[i]!;
-    return n;
+    return this.#s.length;
+  }
+
+  /** False once unmapped. */
+  get live(): boolean {
+    return this.#s.live;
+  }
+
+  /** IOVA pages the mapping holds (IOMMU), as allocated: sizes under 32 pages rounded up to a power of two. */
+  get iovaPages(): number {
+    return this.#s.iovaPages;
+  }
+
+  /** First IOVA page of the mapping's range (IOMMU); 0 for direct mappings. */
+  get iovaPfn(): number {
+    return this.#s.iovaPfn;
+  }
+
+  /** Bytes bounced through swiotlb (direct entries the device cannot reach, or all with forceBounce). */
+  get bounceBytes(): number {
+    return this.#s.bounceBytes;
+  }
+
+  /** Bytes of swiotlb slots held (2 KiB each). */
+  get bounceSlotBytes(): number {
+    return this.#s.bounceSlotBytes;
+  }
+
+  /** DMA address of segment `i` (0 ≤ i < count; not checked, for hot loops). */
+  dmaAddress(i: number): number {
+    return this.#s.dmaAddr[i]!;
+  }
+
+  /** DMA length of segment `i` (0 ≤ i < count; not checked, for hot loops). */
+  dmaLength(i: number): number {
+    return this.#s.dmaLen[i]!;
   }
 
   /** The DMA segments in order, a fresh `{ dmaAddress, dmaLength }` each. */
   *segments(): Generator<DmaSegment> {
-    for (let i = 0; i < this.count; i++) yield { dmaAddress: this.dmaAddr[i]!, dmaLength: this.dmaLen[i]! };
+    const s = this.#s;
+    for (let i = 0; i < s.count; i++) yield { dmaAddress: s.dmaAddr[i]!, dmaLength: s.dmaLen[i]! };
   }
 
   /** How the leak report and DMA-API warnings name this mapping. */
   describe(): string {
     const owner = this.owner === undefined ? '' : ` (owner ${this.owner})`;
-    return `mapping #${this.id}${owner} on ${this.device.name}: ${this.nents} entries, ${this.count} segments, ${this.length} bytes, ${this.dir}`;
+    return `mapping #${this.id}${owner} on ${this.device.name}: ${this.nents} entries, ${this.#s.count} segments, ${this.#s.length} bytes, ${this.dir}`;
   }
 
   /**
@@ -87,36 +140,37 @@ export class DmaMapping {
    * covers bus address `a` (> a), or a value ≤ a when none covers it.
    */
   coveredUntil(a: number): number {
-    if (!this.live) return -1;
-    if (this.byStart === null) this.buildIndex();
-    const starts = this.byStart!;
+    const s = this.#s;
+    if (!s.live) return -1;
+    if (s.byStart === null) buildIndex(s);
+    const starts = s.byStart!;
     let lo = 0;
-    let hi = this.count;
+    let hi = s.count;
     while (lo < hi) {
       const m = (lo + hi) >>> 1;
       if (starts[m]! <= a) lo = m + 1;
       else hi = m;
     }
-    return lo === 0 ? -1 : this.maxEnd![lo - 1]!;
+    return lo === 0 ? -1 : s.maxEnd![lo - 1]!;
   }
+}
 
-  // Segments sorted by start, with the running maximum of their ends: the one reaching furthest
-  // among those starting at or before an address covers it if anything does.
-  private buildIndex(): void {
-    const n = this.count;
-    const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => this.dmaAddr[x]! - this.dmaAddr[y]!);
-    const starts = new Float64Array(n);
-    const maxEnd = new Float64Array(n);
-    let reach = -1;
-    for (let k = 0; k < n; k++) {
-      const i = order[k]!;
-      starts[k] = this.dmaAddr[i]!;
-      reach = Math.max(reach, this.dmaAddr[i]! + this.dmaLen[i]!);
-      maxEnd[k] = reach;
-    }
-    this.byStart = starts;
-    this.maxEnd = maxEnd;
+// Segments sorted by start, with the running maximum of their ends: the one reaching furthest
+// among those starting at or before an address covers it if anything does.
+function buildIndex(s: MappingState): void {
+  const n = s.count;
+  const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => s.dmaAddr[x]! - s.dmaAddr[y]!);
+  const starts = new Float64Array(n);
+  const maxEnd = new Float64Array(n);
+  let reach = -1;
+  for (let k = 0; k < n; k++) {
+    const i = order[k]!;
+    starts[k] = s.dmaAddr[i]!;
+    reach = Math.max(reach, s.dmaAddr[i]! + s.dmaLen[i]!);
+    maxEnd[k] = reach;
   }
+  s.byStart = starts;
+  s.maxEnd = maxEnd;
 }
 
 /**
@@ -150,23 +204,26 @@ export function dmaMapSegments(
     if (!Number.isInteger(l) || l < 1 || l > UINT_MAX) fail('EINVAL', `lens[${i}] = ${l} is outside [1, ${UINT_MAX}] (a scatterlist length is an unsigned int)`);
     if (p + l > ramEnd) fail('EINVAL', `entry ${i} [${hex(p)}, ${hex(p + l)}) runs past the end of RAM (${ramEnd} bytes)`);
   }
-  const m = new DmaMapping(device, dir, phys.slice(0, count), lens.slice(0, count), new Float64Array(count), new Float64Array(count), o.owner);
+  const m = new DmaMapping(device, dir, phys.slice(0, count), lens.slice(0, count), o.owner);
+  const st = stateOf(m);
   const iommu = device.iommu;
   if (iommu === null) {
-    const failure = directMapSg(device, m.phys, m.lens, count, m.dmaAddr, m.slots!);
-    if (failure !== null) fail('EIO', `${device.name}: entry ${failure.entry} (${hex(m.phys[failure.entry]!)}, ${m.lens[failure.entry]} bytes) cannot be mapped: ${failure.reason}`);
-    m.dmaLen.set(m.lens);
-    m.count = count;
-    m.bounceSlotBytes = bounceSlotBytes(m.slots!, m.lens, count);
-    for (let i = 0; i < count; i++) if (m.slots![i]! >= 0) m.bounceBytes += m.lens[i]!;
+    const failure = directMapSg(device, st.phys, st.lens, count, st.dmaAddr, st.slots!);
+    if (failure !== null) fail('EIO', `${device.name}: entry ${failure.entry} (${hex(st.phys[failure.entry]!)}, ${st.lens[failure.entry]} bytes) cannot be mapped: ${failure.reason}`);
+    st.dmaLen.set(st.lens);
+    st.count = count;
+    st.bounceSlotBytes = bounceSlotBytes(st.slots!, st.lens, count);
+    for (let i = 0; i < count; i++) if (st.slots![i]! >= 0) st.bounceBytes += st.lens[i]!;
   } else {
     const try32 = device.pci && !device.iova32Failed;
-    const r = iommuMapSg(iommu, m.phys, m.lens, count, dirToProt(dir), device.dmaLimit, device.segBoundaryMask, device.maxSegmentSize, try32, m.dmaAddr, m.dmaLen);
-    if (r === null) fail('ENOMEM', `${device.name}: no IOVA range left for ${count} entries below ${hex(Math.min(device.dmaLimit, iommu.apertureEnd))}`);
-    if (try32 && r.iovaPfn * iommu.granule + r.iovaPages * iommu.granule - 1 > 0xffffffff) device.iova32Failed = true;
-    m.count = r.count;
-    m.iovaPfn = r.iovaPfn;
-    m.iovaPages = r.iovaPages;
+    const r = iommuMapSg(iommu, st.phys, st.lens, count, dirToProt(dir), device.dmaLimit, device.segBoundaryMask, device.maxSegmentSize, try32, st.dmaAddr, st.dmaLen);
+    // dev->iommu->pci_32bit_workaround is dropped for good once a 32-bit attempt fails
+    if (r.failed32) device.iova32Failed = true;
+    if (r.error === 'ENOMEM') fail('ENOMEM', `${device.name}: no IOVA range left for ${count} entries below ${hex(Math.min(device.dmaLimit, iommu.apertureEnd))}`);
+    if (r.error === 'EINVAL') fail('EINVAL', `${device.name}: entry ${r.entry} widened to whole granules (with padding) reaches 2^32 bytes, past what a scatterlist length holds`);
+    st.count = r.count;
+    st.iovaPfn = r.iovaPfn;
+    st.iovaPages = r.iovaPages;
   }
   debugMapSg(device, m);
   device.track(m);
@@ -178,11 +235,12 @@ export function dmaMapSegments(
 function debugMapSg(device: Device, m: DmaMapping): void {
   const maxSeg = device.maxSegmentSize;
   const mask = device.segBoundaryMask;
-  for (let i = 0; i < m.count; i++) {
-    const len = m.lens[i]!;
+  const st = stateOf(m);
+  for (let i = 0; i < st.count; i++) {
+    const len = st.lens[i]!;
     if (len > maxSeg) device.warn(`${m.describe()}: mapping sg segment longer than device claims to support [len=${len}] [max=${maxSeg}]`);
-    const start = m.dmaAddr[i]!;
-    const end = start + m.dmaLen[i]! - 1;
+    const start = st.dmaAddr[i]!;
+    const end = start + st.dmaLen[i]! - 1;
     if (clearMask(start, mask) !== clearMask(end, mask)) {
       device.warn(`${m.describe()}: mapping sg segment across boundary [start=${hex(start)}] [end=${hex(end)}] [boundary=${hex(mask)}]`);
     }
@@ -221,10 +279,11 @@ export function dmaUnmapSegments(device: Device, mapping: DmaMapping, dir?: DmaD
   if (d !== mapping.dir) {
     device.warn(`device driver frees DMA memory with different direction [mapped with ${mapping.dir}] [unmapped with ${d}]: ${mapping.describe()}`);
   }
+  const st = stateOf(mapping);
   const iommu = device.iommu;
-  if (iommu === null) directUnmapSg(device, mapping.slots!, mapping.lens, mapping.nents, d);
-  else iommuUnmapSg(iommu, mapping.iovaPfn, mapping.iovaPages);
-  mapping.live = false;
+  if (iommu === null) directUnmapSg(device, st.slots!, st.lens, mapping.nents, d);
+  else iommuUnmapSg(iommu, st.iovaPfn, st.iovaPages);
+  st.live = false;
   device.untrack(mapping);
 }
 
@@ -251,5 +310,6 @@ function syncMapping(device: Device, mapping: DmaMapping, dir: DmaDirection | un
     if (forCpu && mapping.dir !== 'from-device' && d !== 'to-device') device.warn(`device driver syncs device read-only DMA memory for cpu [mapped with ${mapping.dir}] [synced with ${d}]: ${mapping.describe()}`);
     if (!forCpu && mapping.dir !== 'to-device' && d !== 'from-device') device.warn(`device driver syncs device write-only DMA memory to device [mapped with ${mapping.dir}] [synced with ${d}]: ${mapping.describe()}`);
   }
-  if (device.iommu === null) directSyncSg(device, mapping.slots!, mapping.lens, mapping.nents, d, forCpu);
+  const st = stateOf(mapping);
+  if (device.iommu === null) directSyncSg(device, st.slots!, st.lens, mapping.nents, d, forCpu);
 }

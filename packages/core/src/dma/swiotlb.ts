@@ -60,7 +60,8 @@ export class SwiotlbPool {
    */
   take(orig: number, size: number, boundaryMask: number): number {
     const nslots = Math.ceil(size / IO_TLB_SIZE);
-    if (nslots > this.nslabs - this.used) return -1;
+    // swiotlb_find_slots(): nothing over one segment, nor more than is free
+    if (nslots > IO_TLB_SEGSIZE || nslots > this.nslabs - this.used) return -1;
     const alignMask = size >= PAGE_SIZE ? PAGE_SIZE - 1 : IO_TLB_SIZE - 1;
     const stride = (alignMask + 1) / IO_TLB_SIZE;
     // boundaries counted in slots (get_max_slots); the default mask has none in reach
@@ -75,7 +76,8 @@ export class SwiotlbPool {
       }
       // iommu_is_span_boundary()
       const spans = boundarySlots !== Infinity && ((shift + index) % boundarySlots) + nslots > boundarySlots;
-      if (!spans && this.list[index]! >= nslots) {
+      const free = this.list[index]!;
+      if (!spans && free >= nslots) {
         for (let i = 0; i < nslots; i++) {
           this.list[index + i] = 0;
           this.allocSize[index + i] = size - i * IO_TLB_SIZE;
@@ -86,7 +88,11 @@ export class SwiotlbPool {
         this.used += nslots;
         return index;
       }
-      index += stride;
+      // skip what cannot hold a candidate, as a full scan would find none there: the rest of a
+      // used allocation, or a free run too short to the end of its segment
+      if (free === 0 && this.allocSize[index]! > 0) index += Math.ceil(this.allocSize[index]! / IO_TLB_SIZE);
+      else if (free > 0 && free < nslots) index += free;
+      else index += stride;
     }
     return -1;
   }
@@ -160,6 +166,11 @@ export function swiotlbPool(memory: PhysicalMemory): SwiotlbPool | null {
   const pool = pools.get(memory);
   if (pool !== undefined) return pool;
   return swiotlbInit(memory);
+}
+
+/** The pool, undefined when not yet placed, null when it could not be placed. */
+export function swiotlbPoolState(memory: PhysicalMemory): SwiotlbPool | null | undefined {
+  return pools.get(memory);
 }
 
 /** The pool if it has been allocated, without allocating it. */
