@@ -21,17 +21,37 @@ describe('AddressSpace.exit', () => {
     const t = mm.mmap(2 * 2 ** 20, { thp: true });
     const s = mm.mmap(PAGE_SIZE, { shared: true });
     const f = mm.mmap(PAGE_SIZE, { backing: 'file', shared: true });
-    for (const addr of [a, t, s, f]) mm.write(addr, pattern(64));
-    const file = mm.findVma(f)!.file!;
+    const named = createFile(memory, { size: PAGE_SIZE });
+    const g = mm.mmap(PAGE_SIZE, { file: named, shared: true });
+    for (const addr of [a, t, s, f, g]) mm.write(addr, pattern(64));
+    const temp = mm.findVma(f)!.file!;
     mm.exit();
     expect(mm.vmas).toHaveLength(0);
-    expect(file.mmaps.size).toBe(0);
-    // the file page stays in the page cache, dirty from its entry, until written and dropped
+    expect(temp.mmaps.size).toBe(0);
+    expect(named.mmaps.size).toBe(0);
+    // the file mmap made is released with its last mapping, dirty page and all (truncate, no
+    // writeback); the named file's page stays cached, dirty from its entry, until written and dropped
+    expect(temp.cachedPfn(0)).toBe(-1);
     expect(memory.nrFreePages).toBe(free - 1);
     expect(writeback(memory)).toBe(1);
     expect(dropCaches(memory)).toBe(1);
     expect(memory.nrFreePages).toBe(free);
-    expect(file.readStore(0, 64)).toEqual(pattern(64));
+    expect(named.readStore(0, 64)).toEqual(pattern(64));
+    expect(temp.readStore(0, 64)).toEqual(new Uint8Array(64));
+  });
+
+  it('frees a pinned page of a released temporary file at its last unpin', () => {
+    const { memory, mm } = setup();
+    const free = memory.nrFreePages;
+    const f = mm.mmap(PAGE_SIZE, { backing: 'file', shared: true });
+    mm.write(f, pattern(64));
+    const pages = new Uint32Array(1);
+    pinUserPagesFast(mm, f, 1, FOLL_WRITE, pages);
+    mm.munmap(f, PAGE_SIZE);
+    expect(memory.flags[pages[0]!]! & PG_LIVE).toBe(PG_LIVE);
+    unpinUserPagesDirtyLock(memory, pages, 1, true);
+    expect(memory.nrFreePages).toBe(free);
+    expect(leakReport(memory)).toEqual([]);
   });
 });
 

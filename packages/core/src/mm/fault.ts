@@ -4,6 +4,7 @@
 import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SIZE, PMD_SIZE } from '../constants.js';
 import { fail, hex } from '../errors.js';
 import { fileFault } from './file-fault.js';
+import { releaseIfUnused } from './file.js';
 import type { PhysicalMemory } from './memory.js';
 import { hugetlbFault, hugetlbUnmap } from './hugetlb-vma.js';
 import { PG_ANON, PG_ANON_EXCL, PG_ANY_ZERO, PG_DIRTY, PG_HUGE_ZERO } from './page-flags.js';
@@ -146,7 +147,10 @@ export function zapVma(memory: PhysicalMemory, vma: Vma): void {
     memory.putRefsUnchecked(head, 1);
   }
   // unlink_file_vma(): the VMA leaves its file's i_mmap
-  vma.file?.mmaps.delete(vma);
+  if (vma.file !== undefined) {
+    vma.file.mmaps.delete(vma);
+    releaseIfUnused(vma.file);
+  }
 }
 
 // do_anonymous_page(): a new entry is writable when the VMA is and the fault was a write (or the

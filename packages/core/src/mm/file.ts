@@ -4,6 +4,7 @@
 import { PAGE_SIZE } from '../constants.js';
 import { checkInt, checkOptions, fail } from '../errors.js';
 import { checkMemory, type PhysicalMemory } from './memory.js';
+import { PG_DIRTY, PG_PAGECACHE } from './page-flags.js';
 import { VM_WRITE, type Vma } from './vma.js';
 
 /** Largest file this model creates: 16 GiB (its page index is a typed array). */
@@ -33,6 +34,11 @@ export class CachedFile {
   readonly nrPages: number;
   readonly cache: Uint32Array;
   readonly mmaps = new Set<Vma>();
+  /**
+   * Made by `mmap` without a file: nothing else holds it, so its last unmap releases it, page
+   * cache and all, as the last `fput` of an unlinked file does.
+   */
+  temporary = false;
   private readonly blocks = new Map<number, Uint8Array>();
 
   /** @internal use `createFile`. */
@@ -131,6 +137,26 @@ export function createFile(memory: PhysicalMemory, options: CreateFileOptions): 
   if (set === undefined) filesByMemory.set(memory, (set = new Set()));
   set.add(file);
   return file;
+}
+
+/**
+ * Releases a temporary file once no VMA maps it (`fput` → `iput_final` → `evict` →
+ * `truncate_inode_pages_final`): every cached page leaves the cache, dirty ones without being
+ * written (`folio_cancel_dirty`), and is freed unless something still holds it (a pinned page
+ * goes at its last unpin); the file leaves the memory's list.
+ */
+export function releaseIfUnused(file: CachedFile): void {
+  if (!file.temporary || file.mmaps.size > 0) return;
+  const mem = file.memory;
+  for (let index = 0; index < file.nrPages; index++) {
+    const e = file.cache[index]!;
+    if (e === 0) continue;
+    const pfn = e - 1;
+    file.cache[index] = 0;
+    mem.flags[pfn] = mem.flags[pfn]! & ~(PG_PAGECACHE | PG_DIRTY);
+    mem.putRefsUnchecked(pfn, 1);
+  }
+  filesByMemory.get(mem)?.delete(file);
 }
 
 /** Checks that `file` is a CachedFile (of `memory`, when given); EINVAL otherwise. */

@@ -199,8 +199,12 @@ function walk(mm: AddressSpace, addr: number, nrPages: number, flags: number, pa
         why = `${grabbed === PIN_OVERFLOW ? 'pin count' : 'refcount'} of pfn ${head} would overflow`;
         break outer;
       }
-      // follow_page_pte() under FOLL_TOUCH: a write through a clean entry dirties the folio
-      if (touch && !(pte[idx]! & PTE_DIRTY)) pageFlags[head] = pageFlags[head]! | PG_DIRTY;
+      // FOLL_TOUCH on a write through a clean entry: follow_page_pte() dirties the folio,
+      // touch_pmd() only the huge entry (its dirt reaches the folio when the entry is split or zapped)
+      if (touch && !(pte[idx]! & PTE_DIRTY)) {
+        if (pte[idx]! & PTE_PMD) vma.dirtyLeaf(idx);
+        else pageFlags[head] = pageFlags[head]! | PG_DIRTY;
+      }
       if (increm === 1) pages[at + i] = pfn;
       else for (let j = 0, o = at + i; j < increm; j++) pages[o + j] = pfn + j;
       i += increm;

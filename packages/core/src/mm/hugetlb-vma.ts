@@ -71,7 +71,7 @@ export function hugetlbFault(memory: PhysicalMemory, vma: Vma, i: number, kind: 
   const k = vma.hugetlbIndex + first / nr;
   let head = m.cache === undefined ? -1 : m.cache[k]!;
   if (head >= 0) {
-    memory.refcount[head] = memory.refcount[head]! + 1;
+    if (!memory.tryRefAdd(head, 1)) fail('ENOMEM', `refcount of huge page ${head} would overflow`);
   } else {
     head = allocHugetlbFolio(memory, h, m.resv[k] === 1, !m.shared);
     if (head < 0) {

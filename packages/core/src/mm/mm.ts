@@ -9,7 +9,7 @@ import { checkFile, createFile, MAX_FILE_SIZE, type CachedFile } from './file.js
 import { hugetlbReservePages, hugetlbSplitRefused } from './hugetlb-vma.js';
 import { PhysicalMemory } from './memory.js';
 import { PG_ANY_ZERO } from './page-flags.js';
-import { PTE_DIRTY, PTE_WRITE, VM_EXEC, VM_READ, VM_WRITE, Vma, type Backing, type Prot } from './vma.js';
+import { PTE_DIRTY, PTE_PMD, PTE_WRITE, VM_EXEC, VM_READ, VM_WRITE, Vma, type Backing, type Prot } from './vma.js';
 
 /** Top of the mmap area: mappings are placed top-down below it, as x86-64's legacy layout does. */
 const MMAP_BASE = 0x7f0000000000;
@@ -139,7 +139,11 @@ export class AddressSpace {
     if (hstate !== undefined) vma.hugetlb = hugetlbReservePages(hstate, len / unit, shared, noreserve);
     if (isFile) {
       // a fresh file is made once the mapping can no longer fail
-      const file = opts.file ?? createFile(this.memory, { size: offset + length });
+      let file = opts.file;
+      if (file === undefined) {
+        file = createFile(this.memory, { size: offset + length });
+        file.temporary = true;
+      }
       vma.file = file;
       vma.pgoff = offset / PAGE_SIZE;
       file.mmaps.add(vma);
@@ -269,7 +273,8 @@ export class AddressSpace {
   }
 
   // The whole range is mapped with the access allowed: checked first, so a failing access
-  // changes nothing.
+  // changes nothing, but for one case: a MAP_NORESERVE hugetlb page that finds its pool empty
+  // at fault time is SIGBUS after the bytes before it were written, as in the kernel.
   private checkAccess(addr: number, length: number, write: boolean): void {
     if (addr + length > TASK_SIZE_MAX) fail('EFAULT', `range ${hex(addr)} + ${length} runs past the top of user space`);
     for (let a = addr; a < addr + length; ) {
@@ -293,7 +298,10 @@ export class AddressSpace {
       const n = Math.min(length - done, PAGE_SIZE - off);
       if (write) {
         if (vma.pt[i] === 0 || !(vma.pte[i]! & PTE_WRITE) || mem.flags[vma.pt[i]! - 1]! & PG_ANY_ZERO) handleFault(mem, vma, i, FAULT_WRITE);
-        vma.pte[i] = vma.pte[i]! | PTE_DIRTY;
+        // the MMU sets the dirty bit of the entry written: for a huge leaf, the whole leaf's
+        const bits = vma.pte[i]!;
+        if (bits & PTE_PMD && !(bits & PTE_DIRTY)) vma.dirtyLeaf(i);
+        else vma.pte[i] = bits | PTE_DIRTY;
         mem.store.copyIn(vma.pt[i]! - 1, off, buf, done, n);
       } else {
         if (vma.pt[i] === 0) handleFault(mem, vma, i, FAULT_READ);

@@ -6,7 +6,7 @@ import { filesOf } from './file.js';
 import { filemapRemoveFolio } from './filemap.js';
 import { checkMemory, type PhysicalMemory } from './memory.js';
 import { PG_DIRTY, PG_WRITEBACK } from './page-flags.js';
-import { tryToUnmap } from './rmap.js';
+import { unmapFileFolios } from './rmap.js';
 
 /**
  * Drops every clean page-cache page that nothing maps, pins or references (`echo 1 >
@@ -54,12 +54,14 @@ export interface ReclaimResult {
  * folio); then pinned, kept; dirty, kept for the flusher; a reference beyond the cache's
  * (FOLL_GET), kept when the refcount freeze fails; else removed and freed. Accessed bits and
  * the active/inactive lists are not modelled: every page is scanned once. EINVAL for a bad
- * memory. Cost: O(pages the files span + the VMAs mapping each mapped page).
+ * memory. Cost: O(pages the files span + pages their VMAs span).
  */
 export function reclaimPageCache(memory: PhysicalMemory): ReclaimResult {
   checkMemory(memory);
   const r: ReclaimResult = { scanned: 0, unmapped: 0, reclaimed: 0, keptPinned: 0, keptDirty: 0, keptBusy: 0 };
   for (const file of filesOf(memory)) {
+    // try_to_unmap() of every mapped page not under writeback, VMA by VMA
+    r.unmapped += unmapFileFolios(file);
     for (let index = 0; index < file.nrPages; index++) {
       const e = file.cache[index]!;
       if (e === 0) continue;
@@ -68,10 +70,6 @@ export function reclaimPageCache(memory: PhysicalMemory): ReclaimResult {
       if (memory.flags[pfn]! & PG_WRITEBACK) {
         r.keptBusy++;
         continue;
-      }
-      if (memory.mapcount[pfn]! > 0) {
-        tryToUnmap(file, index, pfn);
-        r.unmapped++;
       }
       // folio_maybe_dma_pinned() of an order-0 folio: the pin bias shows in the refcount
       if (memory.refcount[pfn]! >= GUP_PIN_COUNTING_BIAS) {

@@ -1,6 +1,6 @@
 // One virtual memory area (struct vm_area_struct) and its slice of the page table.
 
-import { PAGE_SIZE } from '../constants.js';
+import { HPAGE_PMD_NR, PAGE_SIZE } from '../constants.js';
 import type { CachedFile } from './file.js';
 import type { HugetlbMapping } from './hugetlb-vma.js';
 
@@ -49,10 +49,11 @@ export class Vma {
     readonly backing: Backing,
     readonly shared: boolean,
     readonly thp: boolean,
+    tables?: { pt: Uint32Array; pte: Uint8Array },
   ) {
     const n = (end - start) / PAGE_SIZE;
-    this.pt = new Uint32Array(n);
-    this.pte = new Uint8Array(n);
+    this.pt = tables?.pt ?? new Uint32Array(n);
+    this.pte = tables?.pte ?? new Uint8Array(n);
   }
 
   get nrPages(): number {
@@ -68,14 +69,30 @@ export class Vma {
     return ((this.vmFlags & VM_WRITE ? 'rw' : 'r') + (this.vmFlags & VM_EXEC ? 'x' : '')) as Prot;
   }
 
-  /** Splits off [at, end) as a new VMA, keeping [start, at) here. */
+  /**
+   * Marks the whole huge leaf entry holding page `i` dirty, as the MMU sets the one dirty bit of
+   * a PMD (or hugetlb) entry whichever of its pages is written; the model keeps that bit on each
+   * 4 KiB slot of the leaf, so a later split finds it on every one.
+   */
+  dirtyLeaf(i: number): void {
+    const leafPages = this.hugetlb === undefined ? HPAGE_PMD_NR : this.hugetlb.hstate.nrPages;
+    const addr = this.start + i * PAGE_SIZE;
+    const leafStart = addr - (addr % (leafPages * PAGE_SIZE));
+    const from = Math.max(0, (leafStart - this.start) / PAGE_SIZE);
+    const to = Math.min(this.nrPages, (leafStart - this.start) / PAGE_SIZE + leafPages);
+    for (let k = from; k < to; k++) this.pte[k] = this.pte[k]! | PTE_DIRTY;
+  }
+
+  /**
+   * Splits off [at, end) as a new VMA, keeping [start, at) here. The halves' page tables are
+   * views of the old arrays, so a split costs O(1) whatever the size, as the kernel copies no
+   * page table either.
+   */
   splitAt(at: number): Vma {
     const i = (at - this.start) / PAGE_SIZE;
-    const tail = new Vma(at, this.end, this.vmFlags, this.backing, this.shared, this.thp);
-    tail.pt = this.pt.slice(i);
-    tail.pte = this.pte.slice(i);
-    this.pt = this.pt.slice(0, i);
-    this.pte = this.pte.slice(0, i);
+    const tail = new Vma(at, this.end, this.vmFlags, this.backing, this.shared, this.thp, { pt: this.pt.subarray(i), pte: this.pte.subarray(i) });
+    this.pt = this.pt.subarray(0, i);
+    this.pte = this.pte.subarray(0, i);
     this.end = at;
     // __split_vma(): the tail maps the file from further on, and joins i_mmap
     if (this.file !== undefined) {

@@ -5,7 +5,7 @@ import { PAGE_SIZE } from '../constants.js';
 import { checkFile, filesOf, type CachedFile } from './file.js';
 import { checkMemory, type PhysicalMemory } from './memory.js';
 import { PG_DIRTY, PG_WRITEBACK } from './page-flags.js';
-import { folioMkclean } from './rmap.js';
+import { mkcleanDirtyFolios } from './rmap.js';
 
 const scratch = new Uint8Array(PAGE_SIZE);
 
@@ -34,14 +34,14 @@ export function filemapWriteAndWait(file: CachedFile): number {
 function writebackPages(file: CachedFile): number {
   const mem = file.memory;
   let written = 0;
+  // folio_clear_dirty_for_io(): the entries are cleaned first, so that a write racing the I/O
+  // faults and dirties the folio again (folio_mkclean, done for the whole file at once)
+  mkcleanDirtyFolios(file);
   for (let index = 0; index < file.nrPages; index++) {
     const e = file.cache[index]!;
     if (e === 0) continue;
     const pfn = e - 1;
     if (!(mem.flags[pfn]! & PG_DIRTY)) continue;
-    // folio_clear_dirty_for_io(): the entries are cleaned first, so that a write racing the I/O
-    // faults and dirties the folio again
-    folioMkclean(file, index, pfn);
     mem.flags[pfn] = (mem.flags[pfn]! & ~PG_DIRTY) | PG_WRITEBACK;
     const pos = index * PAGE_SIZE;
     mem.store.copyOut(pfn, 0, scratch, 0, PAGE_SIZE);
