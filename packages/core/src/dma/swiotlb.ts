@@ -24,6 +24,8 @@ export const IO_TLB_MIN_SLABS = (1 << 20) >> IO_TLB_SHIFT;
 export class SwiotlbPool {
   /** Slots in use. */
   used = 0;
+  // Every slot below this one is in use, so a first-fit search may start here.
+  private lowestFree = 0;
   readonly list: Uint8Array;
   readonly origAddr: Float64Array;
   readonly allocSize: Float64Array;
@@ -68,7 +70,7 @@ export class SwiotlbPool {
     const boundarySlots = boundaryMask >= Number.MAX_SAFE_INTEGER ? Infinity : (boundaryMask + 1) / IO_TLB_SIZE;
     const tblDma = andMask(this.start, boundaryMask);
     const shift = Math.ceil(tblDma / IO_TLB_SIZE);
-    let index = 0;
+    let index = this.lowestFree;
     while (index < this.nslabs) {
       if ((tblDma + index * IO_TLB_SIZE) % (alignMask + 1) !== 0) {
         index++;
@@ -86,6 +88,7 @@ export class SwiotlbPool {
         let count = 0;
         for (let i = index - 1; i >= 0 && i % IO_TLB_SEGSIZE !== IO_TLB_SEGSIZE - 1 && this.list[i] !== 0; i--) this.list[i] = ++count;
         this.used += nslots;
+        if (index === this.lowestFree) this.skipUsed();
         return index;
       }
       // skip what cannot hold a candidate, as a full scan would find none there: the rest of a
@@ -109,6 +112,14 @@ export class SwiotlbPool {
     }
     for (let i = index - 1; i >= 0 && i % IO_TLB_SEGSIZE !== IO_TLB_SEGSIZE - 1 && this.list[i] !== 0; i--) this.list[i] = ++count;
     this.used -= nslots;
+    if (index < this.lowestFree) this.lowestFree = index;
+  }
+
+  // Moves lowestFree past the allocations that start at it.
+  private skipUsed(): void {
+    let i = this.lowestFree;
+    while (i < this.nslabs && this.list[i] === 0) i += Math.ceil(this.allocSize[i]! / IO_TLB_SIZE);
+    this.lowestFree = i;
   }
 
   /**
