@@ -93,16 +93,22 @@ export class Iommu {
 
   /** Maps `nr` granules from IOVA granule `g` to physical granule `pg` onward (`iommu_map`). */
   mapGranules(g: number, pg: number, nr: number, prot: number): void {
-    for (let i = 0; i < nr; i++) {
+    let i = 0;
+    while (i < nr) {
+      // one leaf table at a time: the Map is consulted once per 512 granules
       const gi = g + i;
       const key = Math.floor(gi / LEAF_ENTRIES);
       let leaf = this.leaves.get(key);
       if (leaf === undefined) this.leaves.set(key, (leaf = new Uint32Array(LEAF_ENTRIES + 1)));
-      const slot = gi - key * LEAF_ENTRIES;
-      if (leaf[slot] === 0) leaf[LEAF_COUNT]!++;
-      leaf[slot] = (pg + i + 1) * 4 + prot;
+      const end = Math.min(nr, i + (key + 1) * LEAF_ENTRIES - gi);
+      let added = 0;
+      for (let slot = gi - key * LEAF_ENTRIES; i < end; i++, slot++) {
+        if (leaf[slot] === 0) added++;
+        leaf[slot] = (pg + i + 1) * 4 + prot;
+      }
+      leaf[LEAF_COUNT] = leaf[LEAF_COUNT]! + added;
+      this.mappedGranules += added;
     }
-    this.mappedGranules += nr;
   }
 
   /** Clears `nr` granules from IOVA granule `g` (`iommu_unmap`); leaves that empty are freed. */
@@ -158,6 +164,7 @@ export function iommuMapSg(
   outAddr: Float64Array, outLen: Float64Array,
 ): IommuSgResult {
   const granule = iommu.granule;
+  const noBoundary = boundaryMask >= Number.MAX_SAFE_INTEGER;
   const result: IommuSgResult = { error: undefined, entry: -1, count: 0, iovaPfn: 0, iovaPages: 0, failed32: false };
   // per entry: offset into its first granule and its granule-aligned IOVA length (with padding)
   const iovaOff = new Float64Array(count);
@@ -168,7 +175,8 @@ export function iommuMapSg(
     const sLen = Math.ceil((lens[i]! + off) / granule) * granule;
     // the padding that keeps this entry from straddling a boundary goes onto the previous one;
     // correct only because the whole range is aligned to its own size, as alloc_iova makes it
-    const pad = (boundaryMask + 1 - andMask(total, boundaryMask)) % (boundaryMask + 1);
+    // (with no boundary the pad is 2^53 - total, never below the entry's length)
+    const pad = noBoundary ? 0 : andMask(boundaryMask + 1 - andMask(total, boundaryMask), boundaryMask);
     if (pad !== 0 && pad < sLen - 1) {
       iovaLen[i - 1] = iovaLen[i - 1]! + pad;
       total += pad;
@@ -213,7 +221,8 @@ export function iommuMapSg(
   for (let i = 0; i < count; i++) {
     const off = iovaOff[i]!;
     const sLen = lens[i]!;
-    if (curLen !== 0 && off === 0 && andMask(dmaAddr, boundaryMask) !== 0 && ((maxSegmentSize - curLen) >>> 0) >= sLen) {
+    // (dma_addr & seg_mask) is never 0 without a boundary: IOVA 0 is never handed out
+    if (curLen !== 0 && off === 0 && (noBoundary || andMask(dmaAddr, boundaryMask) !== 0) && ((maxSegmentSize - curLen) >>> 0) >= sLen) {
       curLen = (curLen + sLen) >>> 0;
     } else {
       cur++;
