@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   AddressSpace, FOLL_FORCE, FOLL_LONGTERM, FOLL_PIN, FOLL_WRITE, GUP_PIN_COUNTING_BIAS, HPAGE_PMD_NR, PAGE_SIZE,
-  PG_ANY_ZERO, PG_DIRTY, PG_LIVE, PG_ZERO, PTE_PMD, PhysicalMemory,
+  PG_ANY_ZERO, PG_DIRTY, PG_LIVE, PG_PAGECACHE, PG_ZERO, PTE_PMD, PhysicalMemory, dropCaches, writeback,
   folioMaybeDmaPinned, getUserPages, leakReport, pinUserPages, pinUserPagesFast, putPage, unpinUserPages,
   unpinUserPagesDirtyLock, type Prot,
 } from '../src/index.js';
@@ -85,7 +85,8 @@ function inconsistencies(memory: PhysicalMemory, mms: AddressSpace[], held: Held
     const large = memory.order[pfn]! > 0;
     // the zero page holds one reference and takes no pins; the huge zero folio holds one and
     // counts its pins as any large folio does
-    const base = f & PG_ANY_ZERO ? 1 : mapRefs[pfn]!;
+    // a page-cache page also holds the cache's own reference
+    const base = f & PG_ANY_ZERO ? 1 : mapRefs[pfn]! + (f & PG_PAGECACHE ? 1 : 0);
     const want = f & PG_ZERO ? 1 + gets[pfn]! : base + gets[pfn]! + pins[pfn]! * (large ? 1 : GUP_PIN_COUNTING_BIAS);
     if (memory.refcount[pfn] !== want) out.push(`refcount[${pfn}] = ${memory.refcount[pfn]}, expected ${want}`);
     if (memory.pins[pfn] !== pins[pfn]) out.push(`pins[${pfn}] = ${memory.pins[pfn]}, expected ${pins[pfn]}`);
@@ -372,8 +373,8 @@ describe('unpinUserPagesDirtyLock (property)', () => {
 // --- model-based: random interleavings of map, write, read, pin, get, unpin, put, munmap ---
 
 interface Model {
-  /** Mapped pages by page index: prot and shared. */
-  mapped: Map<number, { prot: Prot; shared: boolean }>;
+  /** Mapped pages by page index: prot, shared, and whether a (temporary) file backs them. */
+  mapped: Map<number, { prot: Prot; shared: boolean; file: boolean }>;
   /** Bytes written, per page index (absent: zeros). */
   bytes: Map<number, Uint8Array>;
   /** Mappings made, for picking targets: [first page index, page count]. */
@@ -399,20 +400,33 @@ function region(model: Model, pick: number): [number, number] | undefined {
 }
 
 class MmapCmd implements Cmd {
-  constructor(readonly pages: number, readonly prot: Prot, readonly shared: boolean, readonly thp: boolean, readonly populate: boolean) {}
+  constructor(readonly pages: number, readonly prot: Prot, readonly shared: boolean, readonly thp: boolean, readonly populate: boolean, readonly file = false) {}
   check = (m: Readonly<Model>) => m.regions.length < 6;
   run(m: Model, r: Real): void {
     const pages = this.thp ? HPAGE_PMD_NR + this.pages : this.pages;
-    const addr = r.mm.mmap(pages * PAGE_SIZE, { prot: this.prot, shared: this.shared, thp: this.thp, populate: this.populate });
+    const backing = this.file ? 'file' : 'anon';
+    const addr = r.mm.mmap(pages * PAGE_SIZE, { prot: this.prot, shared: this.shared, thp: this.thp, populate: this.populate, backing });
     const first = addr / PAGE_SIZE;
     for (let k = 0; k < pages; k++) {
       expect(m.mapped.has(first + k)).toBe(false);
-      m.mapped.set(first + k, { prot: this.prot, shared: this.shared });
+      m.mapped.set(first + k, { prot: this.prot, shared: this.shared, file: this.file });
     }
     m.regions.push([first, pages]);
     check(r, m);
   }
-  toString = () => `mmap(${this.pages}${this.thp ? '+512 thp' : ''}, ${this.prot}${this.shared ? ' shared' : ''}${this.populate ? ' populate' : ''})`;
+  toString = () => `mmap(${this.pages}${this.thp ? '+512 thp' : ''}, ${this.prot}${this.shared ? ' shared' : ''}${this.file ? ' file' : ''}${this.populate ? ' populate' : ''})`;
+}
+
+// writeback and drop_caches change no byte a process reads, and keep every count consistent
+class CacheCmd implements Cmd {
+  constructor(readonly op: 'writeback' | 'drop') {}
+  check = () => true;
+  run(m: Model, r: Real): void {
+    if (this.op === 'writeback') writeback(r.memory);
+    else dropCaches(r.memory);
+    check(r, m);
+  }
+  toString = () => this.op;
 }
 
 class WriteCmd implements Cmd {
@@ -479,6 +493,8 @@ class PinCmd implements Cmd {
       const e = m.mapped.get(first + expected);
       if (e === undefined) break;
       if (flags & FOLL_WRITE && !e.prot.includes('w') && !(flags & FOLL_FORCE && !e.shared)) break;
+      // writable_file_mapping_allowed(): no long-term write pin of a dirty-tracked file mapping
+      if (e.file && e.shared && e.prot.includes('w') && (flags & (FOLL_LONGTERM | FOLL_WRITE)) === (FOLL_LONGTERM | FOLL_WRITE)) break;
     }
     const pages = new Uint32Array(this.n);
     const call = () =>
@@ -557,8 +573,8 @@ class MunmapCmd implements Cmd {
   toString = () => `munmap(region ${this.pick}, page ${this.page}, ${this.pages})`;
 }
 
-const mmapCmdArb = fc.tuple(fc.integer({ min: 1, max: 20 }), fc.constantFrom<Prot>('r', 'rw', 'rw'), fc.boolean(), fc.boolean(), fc.boolean())
-  .map(([p, prot, shared, thp, pop]) => new MmapCmd(p, prot, shared && !thp, thp, pop));
+const mmapCmdArb = fc.tuple(fc.integer({ min: 1, max: 20 }), fc.constantFrom<Prot>('r', 'rw', 'rw'), fc.boolean(), fc.boolean(), fc.boolean(), fc.boolean())
+  .map(([p, prot, shared, thp, pop, file]) => new MmapCmd(p, prot, shared && !thp, thp && !file, pop, file));
 
 const commandArbs = [
   mmapCmdArb,
@@ -573,10 +589,11 @@ const commandArbs = [
   fc.tuple(fc.nat(), fc.boolean()).map(([a, b]) => new ReleaseCmd(a, b)),
   fc.nat().map((a) => new DoubleReleaseCmd(a)),
   fc.tuple(fc.nat(), fc.nat(600), fc.integer({ min: 1, max: 40 })).map(([a, b, c]) => new MunmapCmd(a, b, c)),
+  fc.constantFrom<'writeback' | 'drop'>('writeback', 'drop').map((op) => new CacheCmd(op)),
 ];
 
 describe('map/pin lifecycle (model-based)', () => {
-  it('keeps refcount == mapping refs + pins (× bias for small folios) + gets through any interleaving, and frees everything at the end', () => {
+  it('keeps refcount == mapping refs + page-cache ref + pins (× bias for small folios) + gets through any interleaving of anonymous and file mappings, writeback and drop_caches, and frees everything at the end', () => {
     fc.assert(
       fc.property(fc.array(mmapCmdArb, { minLength: 1, maxLength: 3 }), fc.commands(commandArbs, { maxCommands: 40, size: 'large' }), fc.nat(1000), (initial, cmds, seed) => {
         const memory = new PhysicalMemory({ bytes: PROP_BYTES, seed });
