@@ -58,6 +58,33 @@ export function dmaResources(device: Device): { iovaPages: number; mappedGranule
   };
 }
 
+// A machine with the case's range mapped, faulted in and filled with `salt`'s bytes, the case's
+// device, and the range pinned through the backend and mapped for the device in `dir`.
+function mapCase(backend: DescriptorBackend, c: DmaCase, salt: number, dir: 'to-device' | 'from-device') {
+  const { memory, mm } = newMachine(c.memorySeed);
+  const addr = mapUserRange(mm, c.range, { prefault: true });
+  const len = c.range.length;
+  mm.write(addr, bytesFor(len, salt));
+  const device = makeDevice(memory, c.device);
+  const desc = backend.getUser(mm, addr, len, { write: dir === 'from-device' });
+  const mapping = backend.dmaMap(desc, device, dir);
+  const segs = segmentsOf(mapping);
+  const total = segs.reduce((t, s) => t + s[1], 0);
+  if (total !== len) throw new ConformanceError(`dmaMap: the DMA segments cover ${total} bytes, the descriptor ${len}`);
+  return { memory, mm, addr, len, device, desc, mapping, segs };
+}
+
+// After unmap and release: the bytes are as expected, and the device's DMA path holds nothing.
+function checkAfter(c: DmaCase, got: Uint8Array, want: Uint8Array, device: Device, what: string): void {
+  for (let i = 0; i < want.length; i++) {
+    if (got[i] !== want[i]) throw new ConformanceError(`${what} through a ${c.device.kind} device: byte ${i} is ${got[i]}, expected ${want[i]}`);
+  }
+  const held = dmaResources(device);
+  if (held.iovaPages + held.mappedGranules + held.bounceSlots + held.live !== 0) {
+    throw new ConformanceError(`dmaUnmap left ${JSON.stringify(held)} on a ${c.device.kind} device`);
+  }
+}
+
 /**
  * One DMA case: the range is pinned with `getUser`, mapped from-device, the device writes its
  * bytes at positions spread over the DMA segments, then unmap and `putUser({ dirty: true })`;
@@ -65,16 +92,7 @@ export function dmaResources(device: Device): { iovaPages: number; mappedGranule
  * device's DMA path must hold nothing afterwards.
  */
 export function checkDmaWriteCase(backend: DescriptorBackend, c: DmaCase): void {
-  const { memory, mm } = newMachine(c.memorySeed);
-  const addr = mapUserRange(mm, c.range, { prefault: true });
-  const len = c.range.length;
-  mm.write(addr, bytesFor(len, 99));
-  const device = makeDevice(memory, c.device);
-  const desc = backend.getUser(mm, addr, len, { write: true });
-  const m = backend.dmaMap(desc, device, 'from-device');
-  const segs = segmentsOf(m);
-  const total = segs.reduce((t, s) => t + s[1], 0);
-  if (total !== len) throw new ConformanceError(`dmaMap: the DMA segments cover ${total} bytes, the descriptor ${len}`);
+  const { memory, mm, addr, len, device, desc, mapping, segs } = mapCase(backend, c, 99, 'from-device');
   const want = bytesFor(len, 99);
   for (const w of c.writes) {
     const pos = Math.min(len - 1, Math.floor(w.at * len));
@@ -91,36 +109,20 @@ export function checkDmaWriteCase(backend: DescriptorBackend, c: DmaCase): void 
     }
     want.set(bytes, pos);
   }
-  backend.dmaUnmap(m);
+  backend.dmaUnmap(mapping);
   backend.putUser(desc, { dirty: true });
-  const got = mm.read(addr, len);
-  for (let i = 0; i < len; i++) {
-    if (got[i] !== want[i]) throw new ConformanceError(`after a ${c.device.kind} device's writes, byte ${i} of the range is ${got[i]}, expected ${want[i]}`);
-  }
-  const held = dmaResources(device);
-  if (held.iovaPages + held.mappedGranules + held.bounceSlots + held.live !== 0) {
-    throw new ConformanceError(`dmaUnmap left ${JSON.stringify(held)} on a ${c.device.kind} device`);
-  }
+  checkAfter(c, mm.read(addr, len), want, device, 'device writes');
   checkNoLeaks(memory);
 }
 
 /** One read case: the device reads, segment by segment, exactly the bytes the range holds. */
 export function checkDmaReadCase(backend: DescriptorBackend, c: DmaCase): void {
-  const { memory, mm } = newMachine(c.memorySeed);
-  const addr = mapUserRange(mm, c.range, { prefault: true });
-  const len = c.range.length;
-  mm.write(addr, bytesFor(len, 5));
-  const device = makeDevice(memory, c.device);
-  const desc = backend.getUser(mm, addr, len, { write: false });
-  const m = backend.dmaMap(desc, device, 'to-device');
+  const { memory, len, device, desc, mapping, segs } = mapCase(backend, c, 5, 'to-device');
   const got = new Uint8Array(len);
-  for (const [start, slen, spos] of segmentsOf(m)) got.set(device.dmaRead(start, slen), spos);
-  backend.dmaUnmap(m);
+  for (const [start, slen, spos] of segs) got.set(device.dmaRead(start, slen), spos);
+  backend.dmaUnmap(mapping);
   backend.putUser(desc, { dirty: false });
-  const want = bytesFor(len, 5);
-  for (let i = 0; i < len; i++) {
-    if (got[i] !== want[i]) throw new ConformanceError(`a ${c.device.kind} device read byte ${i} as ${got[i]}, expected ${want[i]}`);
-  }
+  checkAfter(c, got, bytesFor(len, 5), device, 'a device read');
   checkNoLeaks(memory);
 }
 
