@@ -1,0 +1,267 @@
+// Generic segmentation offload in software (net/core/skbuff.c: skb_segment): one large buffer
+// becomes MSS-sized ones that share its page fragments by reference, copy its linear bytes and
+// its headers, and walk its frag_list, including GSO_BY_FRAGS (net/core/net_test.c's cases).
+
+import { checkBool, checkInt, checkOptions, fail } from '../errors.js';
+import type { PhysicalMemory } from '../mm/memory.js';
+import { FRAG_LEN, FRAG_OFF, FRAG_REF, FRAG_REF_NONE, FRAG_STRIDE } from './frag.js';
+import {
+  checkSkb, fragBytes, fragListBytes, fragRef, GSO_BY_FRAGS, GSO_MAX_SEGS, GSO_MAX_SIZE, kfreeSkbList, pskbTrim, SkBuff, skbCopyBits, skbPut,
+} from './skbuff.js';
+
+/** `gso_type` bit a GSO_PARTIAL segment gets (`SKB_GSO_PARTIAL`). */
+export const SKB_GSO_PARTIAL = 1 << 13;
+
+/** Options of `skbSegment`: the MSS and the device features it honours. */
+export interface SkbSegmentOptions {
+  /** Payload bytes per segment, 1..65535 (`gso_size`; `GSO_BY_FRAGS` cuts at frag_list members). Default `skb.gsoSize`. */
+  mss?: number;
+  /** The device takes fragments (`NETIF_F_SG`, default true): without it every segment is copied linear. */
+  sg?: boolean;
+  /** The device finishes segmentation itself (`NETIF_F_GSO_PARTIAL`): cut to a multiple of the MSS instead. */
+  partial?: boolean;
+}
+
+// The BUG_ON()s of skb_segment: input the kernel does not survive, an error here.
+function bug(what: string): never {
+  fail('EINVAL', `skb_segment: ${what} (a BUG_ON in the kernel)`);
+}
+
+/**
+ * Segments `skb` (`skb_segment`, with NETIF_F_HW_CSUM: checksums are left to the device).
+ * Each segment starts with a copy of the `macHeaderLen` header bytes in front of `skb.data`
+ * (net_test.c's 9-byte "abcdefgh"), then up to `mss` payload bytes: linear bytes copied,
+ * page fragments shared (each segment takes its own page reference), a frag_list member that
+ * starts a segment cloned (its linear bytes copied, its fragments referenced). A zero-copy
+ * buffer's completion is shared by every segment. Returns the segments in order, linked
+ * through `next`; `skb` is left as it was (its caller still frees it).
+ *
+ * Cost: O(segments + fragments); one head allocation per segment. Release each segment with
+ * `kfreeSkb`/`consumeSkb`. Throws EINVAL for an MSS of 0 or above 65535, `GSO_BY_FRAGS`
+ * without a frag_list, `len`/`dataLen` that disagree with the fragments, a buffer longer than
+ * `GSO_MAX_SIZE` or cut into more than `GSO_MAX_SEGS` segments, more fragments in a segment
+ * than `maxFrags` ("too many frags"), and the layouts the kernel BUG()s on; ENOMEM when a head
+ * cannot be allocated. Every segment made is freed before it throws.
+ */
+export function skbSegment(skb: SkBuff, opts?: SkbSegmentOptions): SkBuff[] {
+  checkSkb(skb);
+  const o = checkOptions('skbSegment options', opts);
+  const origMss = checkInt('mss', o.mss ?? skb.gsoSize, 1, GSO_BY_FRAGS);
+  const sg = o.sg === undefined ? true : checkBool('sg', o.sg);
+  const partial = o.partial === undefined ? false : checkBool('partial', o.partial);
+  checkSegmentable(skb, origMss);
+  const mem = skb.memory;
+  const doffset = skb.macHeaderLen;
+  const gsoByFrags = origMss === GSO_BY_FRAGS;
+  let mss = origMss;
+  let listSkb = skb.fragList;
+  let partialSegs = 0;
+  let len = skb.len;
+
+  if (sg && !gsoByFrags) {
+    let cut = partial;
+    if (!partial && listSkb !== null) {
+      // all GSO features but frag_list: split into GSO buffers without one, when the members
+      // have no linear part of their own (or a page one) and all but the last are equal
+      const fragLen = listSkb.len;
+      cut = true;
+      for (let it: SkBuff | null = listSkb; it !== null; it = it.next) {
+        if ((fragLen !== it.len && it.next !== null) || (it.headlen > 0 && !it.headFrag)) {
+          cut = false;
+          break;
+        }
+        len -= it.len;
+      }
+      if (len !== fragLen) cut = false;
+    }
+    if (cut) {
+      partialSegs = Math.floor(Math.min(len, GSO_BY_FRAGS - 1) / mss);
+      if (partialSegs > 1) mss *= partialSegs;
+      else partialSegs = 0;
+    }
+  }
+
+  // the kernel pushes the headers back onto head_skb: positions below count from the MAC header
+  const hLen = skb.len + doffset;
+  const hHeadlen = skb.headlen + doffset;
+  const headroom = skb.dataOff - doffset;
+  const macPhys = mem === null ? -1 : skb.dataPhys - doffset;
+  let offset = doffset;
+  let pos = hHeadlen;
+  let i = 0;
+  let fragSkb = skb;
+  let nfrags = skb.nrFrags;
+  let segLen = 0;
+  const segs: SkBuff[] = [];
+  try {
+    do {
+      if (gsoByFrags && listSkb === null) bug('GSO_BY_FRAGS ran out of frag_list members before len');
+      segLen = gsoByFrags ? listSkb!.len : Math.min(hLen - offset, mss);
+      let hsize = hHeadlen - offset;
+      let nskb: SkBuff;
+      if (hsize <= 0 && i >= nfrags && listSkb !== null && listSkb.headlen > 0 && (listSkb.headlen === segLen || sg)) {
+        if (listSkb.headlen > segLen) bug(`frag_list member of ${listSkb.headlen} linear bytes in a ${segLen}-byte segment`);
+        const member: SkBuff = listSkb;
+        i = 0;
+        nfrags = member.nrFrags;
+        fragSkb = member;
+        pos += member.headlen;
+        while (pos < offset + segLen) {
+          if (i >= nfrags) bug(`BUG_ON(i >= nfrags): frag_list member #${member.id} ends before its ${segLen}-byte segment does (non-uniform frag_list with SG)`);
+          const size = member.fragArray.length(member.fragBase + i);
+          if (pos + size > offset + segLen) break;
+          i++;
+          pos += size;
+        }
+        nskb = cloneMember(member, doffset, headroom, segLen);
+        segs.push(nskb);
+        listSkb = member.next;
+      } else {
+        if (hsize < 0) hsize = 0;
+        if (hsize > segLen || !sg) hsize = segLen;
+        nskb = new SkBuff({ memory: mem ?? undefined, maxFrags: skb.maxFrags, headroom, tailroom: hsize + doffset });
+        segs.push(nskb);
+        skbPut(nskb, doffset);
+      }
+      nskb.gsoType = skb.gsoType;
+      if (mem !== null && doffset > 0) copyPhys(mem, macPhys, nskb.dataPhys, doffset);
+      if (nskb.len === segLen + doffset) continue;
+      if (!sg) {
+        const at = skbPut(nskb, segLen);
+        if (mem !== null) mem.copyToPhys(nskb.dataPhys + at, skbCopyBits(skb, offset - doffset, segLen), 0, segLen);
+        continue;
+      }
+      const at = skbPut(nskb, hsize);
+      if (mem !== null && hsize > 0) copyPhys(mem, macPhys + offset, nskb.dataPhys + at, hsize);
+      zerocopyClone(nskb, fragSkb);
+      const arr = nskb.fragArray;
+      while (pos < offset + segLen) {
+        if (i >= nfrags) {
+          if (listSkb === null) bug('the fragments end before len does');
+          zerocopyClone(nskb, listSkb);
+          i = 0;
+          nfrags = listSkb.nrFrags;
+          fragSkb = listSkb;
+          if (listSkb.headlen === 0) {
+            if (nfrags === 0) bug(`frag_list member #${listSkb.id} is empty`);
+          } else {
+            if (!listSkb.headFrag) bug(`frag_list member #${listSkb.id} has a linear part that is not a page fragment (no memory)`);
+            i = -1; // its head goes in as a fragment first (skb_head_frag_to_page_desc)
+          }
+          listSkb = listSkb.next;
+        }
+        const k = nskb.nrFrags;
+        if (k >= nskb.maxFrags) fail('EINVAL', `skb_segment: too many frags: ${pos} ${mss} (a segment needs more than ${nskb.maxFrags})`);
+        if (i < 0) {
+          arr.setUnchecked(k, fragSkb.headPfn * 2, fragSkb.dataOff, fragSkb.headlen, FRAG_REF_NONE);
+        } else {
+          arr.copyEntry(k, fragSkb.fragArray, fragSkb.fragBase + i);
+        }
+        arr.u32[k * FRAG_STRIDE + FRAG_REF] = fragRef(mem, arr, k);
+        const size = arr.length(k);
+        if (pos < offset) {
+          arr.u32[k * FRAG_STRIDE + FRAG_OFF] = arr.offset(k) + (offset - pos);
+          arr.u32[k * FRAG_STRIDE + FRAG_LEN] = size - (offset - pos);
+        }
+        if (arr.isNetIov(k)) nskb.unreadable = true;
+        nskb.setNrFragsUnchecked(k + 1);
+        if (pos + size <= offset + segLen) {
+          i++;
+          pos += size;
+        } else {
+          arr.u32[k * FRAG_STRIDE + FRAG_LEN] = arr.length(k) - (pos + size - (offset + segLen));
+          break;
+        }
+      }
+      nskb.dataLen = segLen - hsize;
+      nskb.len += nskb.dataLen;
+      nskb.truesize += nskb.dataLen;
+    } while ((offset += segLen) < hLen);
+  } catch (e) {
+    kfreeSkbList(link(segs));
+    throw e;
+  }
+  link(segs);
+  for (const s of segs) s.macHeader = s.dataOff;
+  if (partialSegs > 0) {
+    const tail = segs[segs.length - 1]!;
+    for (const s of segs) {
+      s.gsoSize = origMss;
+      s.gsoSegs = partialSegs;
+      s.gsoType = skb.gsoType | SKB_GSO_PARTIAL;
+    }
+    if (tail.len - doffset <= origMss) tail.gsoSize = 0;
+    else if (tail !== segs[0]) tail.gsoSegs = Math.ceil((tail.len - doffset) / origMss);
+  }
+  return segs;
+}
+
+// Validation at the boundary: lengths that agree with the fragments, within the kernel's limits.
+function checkSegmentable(skb: SkBuff, mss: number): void {
+  if (skb.dataLen !== fragBytes(skb) + fragListBytes(skb)) {
+    fail('EINVAL', `skb #${skb.id}: dataLen ${skb.dataLen} is not its fragments' ${fragBytes(skb)} bytes plus its frag_list's ${fragListBytes(skb)}`);
+  }
+  if (skb.len < skb.dataLen) fail('EINVAL', `skb #${skb.id}: len ${skb.len} is less than dataLen ${skb.dataLen}`);
+  if (skb.headlen > skb.endOffset - skb.dataOff) fail('EINVAL', `skb #${skb.id}: ${skb.headlen} linear bytes, the head holds ${skb.endOffset - skb.dataOff}`);
+  if (skb.len === 0) fail('EINVAL', `skb #${skb.id} is empty`);
+  if (skb.len > GSO_MAX_SIZE) fail('EINVAL', `skb #${skb.id} is ${skb.len} bytes, longer than the kernel allows a GSO buffer (GSO_MAX_SIZE ${GSO_MAX_SIZE})`);
+  if (mss !== GSO_BY_FRAGS && Math.ceil(skb.len / mss) > GSO_MAX_SEGS) fail('EINVAL', `${skb.len} bytes at MSS ${mss} make more than GSO_MAX_SEGS (${GSO_MAX_SEGS}) segments`);
+  if (mss === GSO_BY_FRAGS && skb.fragList === null) fail('EINVAL', 'GSO_BY_FRAGS needs a frag_list to cut at');
+  if (mss === GSO_BY_FRAGS && (skb.headlen > 0 || skb.nrFrags > 0)) fail('EINVAL', 'GSO_BY_FRAGS: the payload must all be in frag_list members (a cover buffer holding headers only)');
+  for (let m = skb.fragList; m !== null; m = m.next) {
+    checkSkb(m, 'frag_list member');
+    if (m.memory !== skb.memory) fail('EINVAL', `frag_list member #${m.id} lives in another memory`);
+    if (m.fragList !== null) fail('EINVAL', `frag_list member #${m.id} has a frag_list of its own (not modelled)`);
+    if (m.dataLen !== fragBytes(m) || m.len < m.dataLen) fail('EINVAL', `frag_list member #${m.id}: len ${m.len} / dataLen ${m.dataLen} disagree with its fragments`);
+    if (m.len === 0) fail('EINVAL', `frag_list member #${m.id} is empty`);
+  }
+}
+
+// skb_clone() + pskb_trim() + skb_cow_head() + __skb_push() of a frag_list member: a buffer
+// whose head holds the headers and a copy of the member's linear bytes, sharing its fragments.
+function cloneMember(member: SkBuff, doffset: number, headroom: number, segLen: number): SkBuff {
+  const mem = member.memory;
+  const nskb = new SkBuff({ memory: mem ?? undefined, maxFrags: member.maxFrags, headroom, tailroom: doffset + member.headlen });
+  try {
+    skbPut(nskb, doffset);
+    const at = skbPut(nskb, member.headlen);
+    if (mem !== null && member.headlen > 0) copyPhys(mem, member.dataPhys, nskb.dataPhys + at, member.headlen);
+    const arr = nskb.fragArray;
+    for (let k = 0; k < member.nrFrags; k++) {
+      arr.copyEntry(k, member.fragArray, member.fragBase + k);
+      arr.u32[k * FRAG_STRIDE + FRAG_REF] = fragRef(mem, arr, k);
+      if (arr.isNetIov(k)) nskb.unreadable = true;
+      nskb.setNrFragsUnchecked(k + 1);
+    }
+    nskb.dataLen = member.dataLen;
+    nskb.len += member.dataLen;
+    nskb.truesize += member.dataLen;
+    zerocopyClone(nskb, member);
+    pskbTrim(nskb, doffset + segLen);
+  } catch (e) {
+    kfreeSkbList(nskb);
+    throw e;
+  }
+  return nskb;
+}
+
+// skb_zerocopy_clone(): a segment shares the zero-copy completion of the buffer its fragments
+// come from; two different completions in one segment would need skb_copy_ubufs.
+function zerocopyClone(nskb: SkBuff, orig: SkBuff): void {
+  const u = orig.uarg;
+  if (u === null || nskb.uarg === u) return;
+  if (nskb.uarg !== null) fail('EOPNOTSUPP', `a segment would hold two zero-copy completions (skb_copy_ubufs copies them: not modelled)`);
+  u.netZcopyGet();
+  nskb.uarg = u;
+}
+
+function copyPhys(mem: PhysicalMemory, from: number, to: number, n: number): void {
+  const buf = new Uint8Array(n);
+  mem.copyFromPhys(from, buf, 0, n);
+  mem.copyToPhys(to, buf, 0, n);
+}
+
+function link(segs: SkBuff[]): SkBuff | null {
+  for (let k = 0; k < segs.length; k++) segs[k]!.next = segs[k + 1] ?? null;
+  return segs[0] ?? null;
+}

@@ -1,0 +1,385 @@
+// MSG_ZEROCOPY send (net/core/skbuff.c: msg_zerocopy_alloc/realloc, the completion callback,
+// skb_zerocopy_iter_stream; net/core/datagram.c: __zerocopy_sg_from_iter,
+// zerocopy_fill_skb_from_iter): user pages become fragments by reference, the send is charged
+// to the user's locked memory, and a notification says when the pages are the user's again.
+
+import { PAGE_SHIFT, PAGE_SIZE } from '../constants.js';
+import { checkBool, checkInt, checkOptions, fail, hex, IodescError } from '../errors.js';
+import { mmAccountPinnedPages, mmUnaccountPinnedPages, newMmPin, type MmPin } from '../mm/accounting.js';
+import { getUserPagesFast, pinUserPagesFast } from '../mm/gup.js';
+import { checkMm, type AddressSpace } from '../mm/mm.js';
+import { putPage, unpinUserPage } from '../mm/unpin.js';
+import { FRAG_LEN, FRAG_REF_GUP, FRAG_REF_PIN, FRAG_STRIDE } from './frag.js';
+import { checkSkb, kfreeSkb, MAX_SKB_FRAGS, pskbTrim, SkBuff, type ZcopyRef } from './skbuff.js';
+
+/** `ee_origin` of a zero-copy notification (`SO_EE_ORIGIN_ZEROCOPY`). */
+export const SO_EE_ORIGIN_ZEROCOPY = 5;
+/** `ee_code` bit: the data was copied after all (`SO_EE_CODE_ZEROCOPY_COPIED`). */
+export const SO_EE_CODE_ZEROCOPY_COPIED = 1;
+/** Most bytes `iov_iter_get_pages2` takes in one call (`MAX_RW_COUNT`: INT_MAX & PAGE_MASK). */
+export const MAX_RW_COUNT = 0x7ffff000;
+/** A completion record stops growing past this many bytes (`msg_zerocopy_realloc`: "a few TSO"). */
+export const ZEROCOPY_BYTE_LIMIT = 1 << 19;
+const USHRT_MAX = 0xffff;
+
+/** One notification on the error queue: sends `lo`..`hi` (inclusive) completed. */
+export interface ZerocopyNotification {
+  lo: number;
+  hi: number;
+  /** `SO_EE_CODE_ZEROCOPY_COPIED`: the kernel copied the data, the pages were not sent in place. */
+  copied: boolean;
+}
+
+/** Options of `new ZerocopySocket`. */
+export interface ZerocopySocketOptions {
+  /** `'stream'` (TCP, the default) or `'dgram'` (UDP): they extend completion records differently. */
+  type?: 'stream' | 'dgram';
+}
+
+/** The socket state MSG_ZEROCOPY uses: the next send id (`sk_zckey`) and the error queue. */
+export class ZerocopySocket {
+  readonly mm: AddressSpace;
+  readonly type: 'stream' | 'dgram';
+  /** Id of the next zero-copy send (`sk_zckey`). */
+  zckey = 0;
+  /** Notifications not yet read (`sk_error_queue`). */
+  readonly errqueue: ZerocopyNotification[] = [];
+  /** The socket was closed (`SOCK_DEAD`): completions queue nothing. */
+  dead = false;
+
+  constructor(mm: AddressSpace, opts?: ZerocopySocketOptions) {
+    checkMm(mm);
+    const o = checkOptions('ZerocopySocket options', opts);
+    if (o.type !== undefined && o.type !== 'stream' && o.type !== 'dgram') fail('EINVAL', `type must be 'stream' or 'dgram', got ${String(o.type)}`);
+    this.mm = mm;
+    this.type = o.type ?? 'stream';
+  }
+
+  /** Reads and empties the error queue (`recvmsg(MSG_ERRQUEUE)`). */
+  recvErrqueue(): ZerocopyNotification[] {
+    return this.errqueue.splice(0);
+  }
+}
+
+/**
+ * A zero-copy completion record (`struct ubuf_info_msgzc`): sends `id`..`id + len − 1`,
+ * `bytelen` bytes, the locked memory they charged (`mmp`), and a reference per buffer
+ * holding it plus one for the send in progress.
+ */
+export class UbufInfo implements ZcopyRef {
+  readonly sk: ZerocopySocket;
+  id: number;
+  len = 1;
+  bytelen: number;
+  /** Every buffer was sent in place (cleared when one was copied). */
+  zerocopy = true;
+  readonly mmp: MmPin = newMmPin();
+  refcnt = 1;
+  readonly managedFragRefs = false;
+  /** The completion ran (refcount reached 0). */
+  completed = false;
+
+  constructor(sk: ZerocopySocket, size: number) {
+    this.sk = sk;
+    this.bytelen = size;
+    this.id = 0;
+  }
+
+  netZcopyGet(): void {
+    if (this.completed) fail('EINVAL', `zero-copy completion ${this.id} already ran`);
+    this.refcnt++;
+  }
+
+  // msg_zerocopy_complete(): the last reference runs the callback.
+  netZcopyPut(success: boolean): void {
+    if (this.completed || this.refcnt <= 0) fail('EINVAL', `zero-copy completion ${this.id} put more often than taken`);
+    this.zerocopy &&= success;
+    if (--this.refcnt === 0) this.callback();
+  }
+
+  // __msg_zerocopy_callback(): return the locked memory, then queue (or extend) a notification.
+  private callback(): void {
+    this.completed = true;
+    mmUnaccountPinnedPages(this.mmp);
+    const sk = this.sk;
+    if (this.len === 0 || sk.dead) return;
+    const lo = this.id;
+    const hi = (this.id + this.len - 1) >>> 0;
+    const tail = sk.errqueue[sk.errqueue.length - 1];
+    // skb_zerocopy_notify_extend(): a range continuing the last one extends it
+    if (tail !== undefined && lo === ((tail.hi + 1) >>> 0) && tail.hi - tail.lo + 1 + this.len < 2 ** 32) {
+      tail.hi = hi;
+      return;
+    }
+    sk.errqueue.push({ lo, hi, copied: !this.zerocopy });
+  }
+}
+
+function checkSock(sk: unknown): asserts sk is ZerocopySocket {
+  if (!(sk instanceof ZerocopySocket)) fail('EINVAL', 'sk must be a ZerocopySocket');
+}
+
+/**
+ * A completion record for a send of `size` bytes (`msg_zerocopy_alloc`): charges
+ * (size >> PAGE_SHIFT) + 2 pages to the user's locked memory (`mm_account_pinned_pages`) and
+ * takes the next id. ENOBUFS when the charge passes RLIMIT_MEMLOCK; nothing is charged then.
+ * Release: `netZcopyPut` for the send's own reference; buffers drop theirs when freed.
+ */
+export function msgZerocopyAlloc(sk: ZerocopySocket, size: number): UbufInfo {
+  checkSock(sk);
+  checkInt('size', size, 0, MAX_RW_COUNT);
+  const uarg = new UbufInfo(sk, size);
+  mmAccountPinnedPages(sk.mm, uarg.mmp, size);
+  uarg.id = sk.zckey;
+  sk.zckey = (sk.zckey + 1) >>> 0;
+  return uarg;
+}
+
+/**
+ * Extends `uarg` to cover one more send of `size` bytes when it is the socket's latest record
+ * and stays under 512 KiB, charging the locked memory again and (for a stream) taking a
+ * reference for the caller; otherwise a new record (`msg_zerocopy_realloc`). ENOBUFS when the
+ * charge fails, or a datagram record cannot grow.
+ */
+export function msgZerocopyRealloc(sk: ZerocopySocket, size: number, uarg: UbufInfo | null): UbufInfo {
+  checkSock(sk);
+  checkInt('size', size, 0, MAX_RW_COUNT);
+  if (uarg !== null) {
+    if (!(uarg instanceof UbufInfo) || uarg.sk !== sk) fail('ENOBUFS', 'uarg is not a MSG_ZEROCOPY record of this socket');
+    const bytelen = uarg.bytelen + size;
+    if (uarg.len === USHRT_MAX - 1 || bytelen > ZEROCOPY_BYTE_LIMIT) {
+      if (sk.type !== 'stream') fail('ENOBUFS', `a datagram completion record cannot grow to ${bytelen} bytes / ${uarg.len + 1} sends`);
+    } else if (((uarg.id + uarg.len) >>> 0) === sk.zckey) {
+      mmAccountPinnedPages(sk.mm, uarg.mmp, size);
+      uarg.len++;
+      uarg.bytelen = bytelen;
+      sk.zckey = (sk.zckey + 1) >>> 0;
+      if (sk.type === 'stream') uarg.netZcopyGet();
+      return uarg;
+    }
+  }
+  return msgZerocopyAlloc(sk, size);
+}
+
+/** Drops a reference on `uarg` (`net_zcopy_put`): the send's own once it has queued its buffers. */
+export function netZcopyPut(uarg: UbufInfo): void {
+  if (!(uarg instanceof UbufInfo)) fail('EINVAL', 'uarg must be a UbufInfo');
+  uarg.netZcopyPut(true);
+}
+
+/**
+ * Undoes the latest send of `uarg` after it failed (`msg_zerocopy_put_abort`): gives its id
+ * back, and with `haveUref` drops the send's reference (a record left with no send queues no
+ * notification when it completes).
+ */
+export function netZcopyPutAbort(uarg: UbufInfo, haveUref: boolean): void {
+  if (!(uarg instanceof UbufInfo)) fail('EINVAL', 'uarg must be a UbufInfo');
+  checkBool('haveUref', haveUref);
+  uarg.sk.zckey = (uarg.sk.zckey - 1) >>> 0;
+  uarg.len--;
+  if (haveUref) uarg.netZcopyPut(true);
+}
+
+/** Points `skb` at `uarg`, taking a reference, unless it points at one already (`skb_zcopy_set`). */
+export function skbZcopySet(skb: SkBuff, uarg: UbufInfo): void {
+  checkSkb(skb);
+  if (!(uarg instanceof UbufInfo)) fail('EINVAL', 'uarg must be a UbufInfo');
+  if (skb.uarg !== null) return;
+  uarg.netZcopyGet();
+  skb.uarg = uarg;
+}
+
+/** A user-memory iterator a send reads from (`struct iov_iter`, ITER_UBUF, source direction). */
+export class UserIter {
+  readonly mm: AddressSpace;
+  /** Next user address to read. */
+  addr: number;
+  /** Bytes left (`iov_iter_count`). */
+  count: number;
+
+  constructor(mm: AddressSpace, addr: number, count: number) {
+    checkMm(mm);
+    this.mm = mm;
+    this.addr = checkInt('addr', addr);
+    this.count = checkInt('count', count, 0, MAX_RW_COUNT);
+    if (!Number.isSafeInteger(addr + count)) fail('EINVAL', `addr ${addr} + count ${count} overflows`);
+  }
+
+  /** Moves on by `n` bytes (`iov_iter_advance`). */
+  advance(n: number): void {
+    checkInt('n', n, 0, this.count);
+    this.addr += n;
+    this.count -= n;
+  }
+
+  /** Moves back by `n` bytes (`iov_iter_revert`). */
+  revert(n: number): void {
+    checkInt('n', n, 0, this.addr);
+    this.addr -= n;
+    this.count += n;
+  }
+}
+
+/** Options of the zero-copy fill. */
+export interface ZerocopyOptions {
+  /** Pin the pages (FOLL_PIN, as `iov_iter_extract_pages` would) instead of mainline's FOLL_GET references. */
+  pin?: boolean;
+  /** Tag the leak report names for the pages taken. */
+  owner?: string;
+}
+
+/**
+ * Appends up to `length` bytes of user memory at `iter` to `skb`'s fragments by reference
+ * (`zerocopy_fill_skb_from_iter`). Per batch it first checks for a free fragment (EMSGSIZE when
+ * none is left: the bytes taken so far stay, `iter` has moved past them, the caller continues
+ * in the next buffer), takes references on as many pages as fragments remain
+ * (`iov_iter_get_pages2`: `getUserPagesFast`, FOLL_GET; FOLL_PIN with `opts.pin`), and fills
+ * fragments by compound head, offsets counted from the head, extending the last fragment when
+ * a page continues it in the same folio and dropping that page's extra reference. Adds to
+ * `len`, `dataLen` and `truesize` (PAGE_ALIGN per batch). EFAULT when no page can be taken or
+ * the buffer is unreadable; EINVAL for a buffer without memory or on another memory.
+ * Cost: O(pages). The fragments' references are dropped when the buffer is freed.
+ */
+export function zerocopyFillSkbFromIter(skb: SkBuff, iter: UserIter, length: number, opts?: ZerocopyOptions): void {
+  checkSkb(skb);
+  if (!(iter instanceof UserIter)) fail('EINVAL', 'iter must be a UserIter');
+  checkInt('length', length, 0, MAX_RW_COUNT);
+  const o = checkOptions('zero-copy options', opts);
+  const pin = o.pin === undefined ? false : checkBool('pin', o.pin);
+  if (o.owner !== undefined && typeof o.owner !== 'string') fail('EINVAL', `owner must be a string, got ${String(o.owner)}`);
+  const mem = skb.memory;
+  if (mem === null) fail('EINVAL', `skb #${skb.id} has no memory: zero-copy needs pages`);
+  if (mem !== iter.mm.memory) fail('EINVAL', 'skb and iter live in different memories');
+  if (skb.fragView) fail('EINVAL', `skb #${skb.id} is a view of another fragment array`);
+  if (skb.unreadable) fail('EFAULT', `skb #${skb.id} is unreadable (net_iov fragments)`);
+  const cap = skb.fragCapacity;
+  const arr = skb.fragArray;
+  const refKind = pin ? FRAG_REF_PIN : FRAG_REF_GUP;
+  const pages = new Uint32Array(cap);
+  let frag = skb.nrFrags;
+  while (length > 0 && iter.count > 0) {
+    if (frag === cap) fail('EMSGSIZE', `skb #${skb.id} has all ${cap} fragments in use with ${length} bytes left to send`);
+    // iov_iter_get_pages2(from, pages, length, MAX_SKB_FRAGS - frag, &start)
+    const maxsize = Math.min(length, iter.count, MAX_RW_COUNT);
+    let start = iter.addr % PAGE_SIZE;
+    const first = iter.addr - start;
+    const want = Math.min(Math.ceil((maxsize + start) / PAGE_SIZE), cap - frag);
+    let res: number;
+    try {
+      res = pin ? pinUserPagesFast(iter.mm, first, want, 0, pages, { owner: o.owner }) : getUserPagesFast(iter.mm, first, want, 0, pages, { owner: o.owner });
+    } catch (e) {
+      if (e instanceof IodescError) fail('EFAULT', `no page could be taken at ${hex(first)}: ${e.message}`);
+      throw e;
+    }
+    if (res <= 0) fail('EFAULT', `no page could be taken at ${hex(first)}`);
+    let copied = Math.min(maxsize, res * PAGE_SIZE - start);
+    iter.advance(copied);
+    length -= copied;
+    skb.dataLen += copied;
+    skb.len += copied;
+    skb.truesize += Math.ceil((copied + start) / PAGE_SIZE) * PAGE_SIZE;
+    let head = mem.folioHead(pages[0]!);
+    let nr = mem.folioNrPages(head);
+    for (let n = 0; copied !== 0; start = 0) {
+      const size = Math.min(copied, PAGE_SIZE - start);
+      const p = pages[n]!;
+      if (p < head || p - head > nr - 1) {
+        head = mem.folioHead(p);
+        nr = mem.folioNrPages(head);
+      }
+      start += (p - head) << PAGE_SHIFT;
+      copied -= size;
+      n++;
+      if (frag > 0) {
+        const last = skb.fragBase + frag - 1;
+        if (arr.netmem(last) === head * 2 && start === arr.offset(last) + arr.length(last)) {
+          arr.u32[last * FRAG_STRIDE + FRAG_LEN] = arr.length(last) + size;
+          // combined with the last fragment: its reference is the one this page needs
+          if (pin) unpinUserPage(mem, p);
+          else putPage(mem, p);
+          continue;
+        }
+      }
+      arr.setUnchecked(skb.fragBase + frag, head * 2, start, size, refKind);
+      frag++;
+      skb.setNrFragsUnchecked(frag);
+    }
+  }
+}
+
+/**
+ * `__zerocopy_sg_from_iter`: the fill above, the path every MSG_ZEROCOPY send of pages takes
+ * (the socket's write-memory accounting of `truesize` is not modelled). Fails as
+ * `zerocopyFillSkbFromIter`.
+ */
+export function zerocopySgFromIter(skb: SkBuff, iter: UserIter, length: number, opts?: ZerocopyOptions): void {
+  zerocopyFillSkbFromIter(skb, iter, length, opts);
+}
+
+/**
+ * A stream socket's step (`skb_zerocopy_iter_stream`): fills `skb` from `iter` and points it at
+ * `uarg`. Returns the bytes added, which may be fewer than `len` when the fragments ran out
+ * (the caller opens a new buffer). When nothing could be added (EMSGSIZE on a full buffer) or
+ * a page faulted (EFAULT), the buffer and `iter` are put back as they were and the error
+ * thrown. EEXIST when the buffer already holds another completion record.
+ */
+export function skbZerocopyIterStream(sk: ZerocopySocket, skb: SkBuff, iter: UserIter, len: number, uarg: UbufInfo, opts?: ZerocopyOptions): number {
+  checkSock(sk);
+  checkSkb(skb);
+  if (!(uarg instanceof UbufInfo)) fail('EINVAL', 'uarg must be a UbufInfo');
+  if (skb.uarg !== null && skb.uarg !== uarg) fail('EEXIST', `skb #${skb.id} already points at another zero-copy completion`);
+  const origLen = skb.len;
+  try {
+    zerocopySgFromIter(skb, iter, len, opts);
+  } catch (e) {
+    const code = e instanceof IodescError ? e.code : undefined;
+    if (code === 'EFAULT' || (code === 'EMSGSIZE' && skb.len === origLen)) {
+      iter.revert(skb.len - origLen);
+      pskbTrim(skb, origLen);
+      throw e;
+    }
+    if (code !== 'EMSGSIZE') throw e;
+  }
+  skbZcopySet(skb, uarg);
+  return skb.len - origLen;
+}
+
+/** Options of `sendmsgZerocopy`. */
+export interface SendmsgZerocopyOptions extends ZerocopyOptions {
+  /** `CONFIG_MAX_SKB_FRAGS` of the buffers made (default 17). */
+  maxFrags?: number;
+  /** Extend this completion record if it is the socket's latest (`msg_zerocopy_realloc`). */
+  uarg?: UbufInfo;
+}
+
+/**
+ * `send(fd, buf, size, MSG_ZEROCOPY)` on a stream socket, as `tcp_sendmsg_locked` does it:
+ * one completion record for the call (charging the locked memory once, ENOBUFS past the
+ * limit), then buffers filled by reference until the range is consumed, a new buffer whenever
+ * one runs out of fragments. Returns the buffers, each holding a reference on the record; the
+ * send's own reference is dropped before returning, so the notification comes once every
+ * buffer is freed (`consumeSkb`, or a NIC's transmit). On a fault nothing stays referenced or
+ * charged, and the error (EFAULT) is thrown.
+ */
+export function sendmsgZerocopy(sk: ZerocopySocket, addr: number, size: number, opts?: SendmsgZerocopyOptions): SkBuff[] {
+  checkSock(sk);
+  const o = checkOptions('sendmsgZerocopy options', opts);
+  checkInt('size', size, 1, MAX_RW_COUNT);
+  const iter = new UserIter(sk.mm, addr, size);
+  const uarg = msgZerocopyRealloc(sk, size, o.uarg ?? null);
+  const skbs: SkBuff[] = [];
+  try {
+    while (iter.count > 0) {
+      const skb = new SkBuff({ memory: sk.mm.memory, maxFrags: o.maxFrags ?? MAX_SKB_FRAGS });
+      skbs.push(skb);
+      skbZerocopyIterStream(sk, skb, iter, iter.count, uarg, { pin: o.pin, owner: o.owner });
+    }
+  } catch (e) {
+    for (const skb of skbs) if (!skb.freed) kfreeSkb(skb);
+    netZcopyPutAbort(uarg, true);
+    throw e;
+  }
+  netZcopyPut(uarg);
+  return skbs;
+}
+
