@@ -63,12 +63,12 @@ describe('skbCanCoalesce', () => {
   const skb = new SkBuff({ memory });
   skbFillPageDesc(skb, 0, pages, 0, PAGE_SIZE);
 
-  it.each([
-    ['the same page where the fragment does not end', pages, 100, 1, false],
-    ['the next page, physically adjacent', pages + 1, 0, 1, false],
-    ['fragment 0 (nothing before it)', pages, 0, 0, false],
-    ['fragment 2 (fragment 1 not in use)', pages, PAGE_SIZE, 2, false],
-  ] as const)('says no for %s', (_label, pfn, off, i) => {
+  it.each<[string, number, number, number]>([
+    ['the same page where the fragment does not end', pages, 100, 1],
+    ['the next page, physically adjacent', pages + 1, 0, 1],
+    ['fragment 0 (nothing before it)', pages, 0, 0],
+    ['fragment 2 (fragment 1 not in use)', pages, PAGE_SIZE, 2],
+  ])('says no for %s', (_label, pfn, off, i) => {
     expect(skbCanCoalesce(skb, i, pfn, off)).toBe(false);
   });
 

@@ -6,7 +6,7 @@ import {
   consumeSkb, Iommu, kfreeSkb, leakReport, NetIovArea, Nic, PAGE_SIZE, PhysicalMemory, sendmsgZerocopy, SkBuff, skbCopyBits, skbFillNetmemDesc,
   skbFillPageDesc, skbWriteHead, ZerocopySocket,
 } from '../src/index.js';
-import type { Wire } from '../src/index.js';
+import type { NicOptions, Wire } from '../src/index.js';
 import { expectCode, MiB, pattern, setup } from './helpers.js';
 
 function capture(): Wire & { frames: Uint8Array[] } {
@@ -34,14 +34,14 @@ function mixed(memory: PhysicalMemory): { skb: SkBuff; bytes: Uint8Array } {
 }
 
 describe('Nic', () => {
-  it.each([
+  it.each<[string, NicOptions]>([
     ['per-fragment mappings, direct', {}],
     ['one scatterlist mapping, direct', { mapping: 'sgvec' as const }],
     ['per-fragment mappings behind an IOMMU', { iommu: new Iommu() }],
     ['one scatterlist mapping behind an IOMMU', { mapping: 'sgvec' as const, iommu: new Iommu() }],
     ['bouncing through swiotlb (a 32-bit NIC on 8 GiB)', { dmaMaskBits: 32 }],
   ])('transmits with %s: the wire gets exactly the bytes, every mapping is unmapped', (_label, opts) => {
-    const memory = new PhysicalMemory({ bytes: (opts as { dmaMaskBits?: number }).dmaMaskBits ? 8 * 2 ** 30 : 64 * MiB });
+    const memory = new PhysicalMemory({ bytes: opts.dmaMaskBits !== undefined ? 8 * 2 ** 30 : 64 * MiB });
     const wire = capture();
     const nic = new Nic(memory, { ...opts, wire });
     const { skb, bytes } = mixed(memory);

@@ -77,7 +77,8 @@ describe('sendmsgZerocopy', () => {
     const sent = new Uint8Array([...skbCopyBits(skbs[0]!, 0, skbs[0]!.len), ...skbCopyBits(skbs[1]!, 0, skbs[1]!.len)]);
     expect(sent).toEqual(pattern(20 * PAGE_SIZE, 7));
     consumeSkb(skbs[0]!);
-    expect(sk.recvErrqueue()).toEqual([]); // one buffer still holds the pages
+    expect(sk.recvErrqueue()).toEqual([]); // one buffer still holds the pages, and the record
+    expect(leakReport(memory).map((e) => e.kind)).toEqual([...Array(3).fill('referenced-page'), 'other']);
     expect(mm.user.lockedVm).toBe(22);
     consumeSkb(skbs[1]!);
     expect(sk.recvErrqueue()).toEqual([{ lo: 0, hi: 0, copied: false }]);

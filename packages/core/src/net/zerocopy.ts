@@ -7,6 +7,8 @@ import { PAGE_SHIFT, PAGE_SIZE } from '../constants.js';
 import { checkBool, checkInt, checkOptions, fail, hex, IodescError } from '../errors.js';
 import { mmAccountPinnedPages, mmUnaccountPinnedPages, newMmPin, type MmPin } from '../mm/accounting.js';
 import { getUserPagesFast, pinUserPagesFast } from '../mm/gup.js';
+import type { LeakEntry } from '../mm/leak.js';
+import type { PhysicalMemory } from '../mm/memory.js';
 import { checkMm, type AddressSpace } from '../mm/mm.js';
 import { putPage, unpinUserPage } from '../mm/unpin.js';
 import { FRAG_LEN, FRAG_REF_GUP, FRAG_REF_PIN, FRAG_STRIDE } from './frag.js';
@@ -100,6 +102,7 @@ export class UbufInfo implements ZcopyRef {
   // __msg_zerocopy_callback(): return the locked memory, then queue (or extend) a notification.
   private callback(): void {
     this.completed = true;
+    trackLive(this, false);
     mmUnaccountPinnedPages(this.mmp);
     const sk = this.sk;
     if (this.len === 0 || sk.dead) return;
@@ -113,6 +116,29 @@ export class UbufInfo implements ZcopyRef {
     }
     sk.errqueue.push({ lo, hi, copied: !this.zerocopy });
   }
+}
+
+// Completion records not yet completed, per memory, for the leak report.
+const liveByMemory = new WeakMap<PhysicalMemory, Set<UbufInfo>>();
+
+function trackLive(uarg: UbufInfo, live: boolean): void {
+  const memory = uarg.sk.mm.memory;
+  let set = liveByMemory.get(memory);
+  if (set === undefined) {
+    const s = (set = new Set());
+    liveByMemory.set(memory, s);
+    memory.leakSources.push(() => [...s].map(leakOf));
+  }
+  if (live) set.add(uarg);
+  else set.delete(uarg);
+}
+
+function leakOf(u: UbufInfo): LeakEntry {
+  const hi = (u.id + u.len - 1) >>> 0;
+  return {
+    kind: 'other', count: u.refcnt, owner: undefined,
+    detail: `zero-copy completion ${u.id}..${hi} (${u.bytelen} bytes) holds ${u.refcnt} reference(s) and ${u.mmp.numPg} locked page(s): a buffer holding it was never freed`,
+  };
 }
 
 function checkSock(sk: unknown): asserts sk is ZerocopySocket {
@@ -132,6 +158,7 @@ export function msgZerocopyAlloc(sk: ZerocopySocket, size: number): UbufInfo {
   mmAccountPinnedPages(sk.mm, uarg.mmp, size);
   uarg.id = sk.zckey;
   sk.zckey = (sk.zckey + 1) >>> 0;
+  trackLive(uarg, true);
   return uarg;
 }
 
