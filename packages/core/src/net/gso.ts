@@ -5,9 +5,9 @@
 import { checkBool, checkInt, checkOptions, fail } from '../errors.js';
 import type { PhysicalMemory } from '../mm/memory.js';
 import { FRAG_LEN, FRAG_OFF, FRAG_REF, FRAG_REF_NONE, FRAG_STRIDE } from './frag.js';
-import {
-  checkSkb, fragBytes, fragListBytes, fragRef, GSO_BY_FRAGS, GSO_MAX_SEGS, GSO_MAX_SIZE, kfreeSkbList, pskbTrim, SkBuff, skbCopyBits, skbPut,
-} from './skbuff.js';
+import { skbCopyBits, skbPut } from './skb-data.js';
+import { fragRef, kfreeSkbList, pskbTrim } from './skb-free.js';
+import { checkSkb, fragBytes, fragListBytes, GSO_BY_FRAGS, GSO_MAX_SEGS, GSO_MAX_SIZE, SkBuff } from './skbuff.js';
 
 /** `gso_type` bit a GSO_PARTIAL segment gets (`SKB_GSO_PARTIAL`). */
 export const SKB_GSO_PARTIAL = 1 << 13;

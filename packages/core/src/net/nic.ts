@@ -8,9 +8,9 @@ import { Device, type DeviceOptions } from '../dma/device.js';
 import { dmaMapSegments, dmaUnmapSegments, type DmaMapping } from '../dma/mapping.js';
 import type { PhysicalMemory } from '../mm/memory.js';
 import { skbSegment } from './gso.js';
-import {
-  checkSkb, consumeSkb, kfreeSkb, MAX_SKB_FRAGS, MAX_SKB_FRAGS_MAX, MAX_SKB_FRAGS_MIN, SkBuff, skbAddRxFrag, skbPush,
-} from './skbuff.js';
+import { skbPush } from './skb-data.js';
+import { consumeSkb, kfreeSkb } from './skb-free.js';
+import { checkSkb, MAX_SKB_FRAGS, MAX_SKB_FRAGS_MAX, MAX_SKB_FRAGS_MIN, SkBuff, skbAddRxFrag } from './skbuff.js';
 import { skbToSgvec } from './sgvec.js';
 
 /** Where a NIC's frames go: a workload's adapter (in Node a TCP socket; a test's array). */
