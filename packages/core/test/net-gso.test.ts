@@ -148,3 +148,20 @@ describe('skbSegment', () => {
     expect(memory.nrFreePages).toBe(memory.nrPages - 1);
   });
 });
+
+describe('skbSegment with opts.hdrLen', () => {
+  it('takes the headers from the front of the linear data, and leaves the buffer as it was', () => {
+    const memory = new PhysicalMemory({ bytes: 16 * MiB });
+    const skb = new SkBuff({ memory, headLen: HDR.length + 2001 });
+    skbWriteHead(skb, 0, HDR);
+    const segs = skbSegment(skb, { mss: GSO_TEST_SIZE, hdrLen: HDR.length });
+    expect(segs.map((s) => s.len)).toEqual([1009, 1009, 10]);
+    for (const s of segs) expect(skbReadHead(s, 0, HDR.length)).toEqual(HDR);
+    expect([skb.len, skb.headlen, skb.macHeaderLen]).toEqual([HDR.length + 2001, HDR.length + 2001, 0]);
+    kfreeSkbList(segs[0]!);
+    kfreeSkb(skb);
+    expect(memory.nrFreePages).toBe(memory.nrPages - 1);
+    const lengthsOnly = new SkBuff({ headLen: 9 + 1000 });
+    expect(skbSegment(lengthsOnly, { mss: 1000, hdrLen: 9 }).map((s) => s.len)).toEqual([1009]);
+  });
+});

@@ -20,6 +20,12 @@ export interface SkbSegmentOptions {
   sg?: boolean;
   /** The device finishes segmentation itself (`NETIF_F_GSO_PARTIAL`): cut to a multiple of the MSS instead. */
   partial?: boolean;
+  /**
+   * Bytes at the front of the linear data that are headers, for a buffer built with them inside
+   * `len` (as before net_test.c's `skb_pull`): they are treated as in front of `data` for the
+   * call, and the buffer is left as it was. Default 0; EINVAL with `hdrLen` already set on the buffer.
+   */
+  hdrLen?: number;
 }
 
 // The BUG_ON()s of skb_segment: input the kernel does not survive, an error here.
@@ -34,7 +40,8 @@ function bug(what: string): never {
  * page fragments shared (each segment takes its own page reference), a frag_list member that
  * starts a segment cloned (its linear bytes copied, its fragments referenced). A zero-copy
  * buffer's completion is shared by every segment. Returns the segments in order, linked
- * through `next`; `skb` is left as it was (its caller still frees it).
+ * through `next`; `skb` is left as it was (its caller still frees it). With `opts.hdrLen` the
+ * headers are the first bytes of the linear data instead.
  *
  * Cost: O(segments + fragments); one head allocation per segment. Release each segment with
  * `kfreeSkb`/`consumeSkb`. Throws EINVAL for an MSS of 0 or above 65535, `GSO_BY_FRAGS`
@@ -46,6 +53,24 @@ function bug(what: string): never {
 export function skbSegment(skb: SkBuff, opts?: SkbSegmentOptions): SkBuff[] {
   checkSkb(skb);
   const o = checkOptions('skbSegment options', opts);
+  const pulled = o.hdrLen === undefined ? 0 : checkInt('hdrLen', o.hdrLen, 0, skb.headlen);
+  if (pulled === 0) return segment(skb, o);
+  if (skb.macHeaderLen > 0) fail('EINVAL', `skb #${skb.id} already has ${skb.macHeaderLen} header bytes in front of data`);
+  // skb_reset_mac_header() + skb_pull(hdrLen) for the call, undone after it
+  const mac = skb.macHeader;
+  skb.macHeader = skb.dataOff;
+  skb.dataOff += pulled;
+  skb.len -= pulled;
+  try {
+    return segment(skb, o);
+  } finally {
+    skb.dataOff -= pulled;
+    skb.len += pulled;
+    skb.macHeader = mac;
+  }
+}
+
+function segment(skb: SkBuff, o: Partial<SkbSegmentOptions>): SkBuff[] {
   const origMss = checkInt('mss', o.mss ?? skb.gsoSize, 1, GSO_BY_FRAGS);
   const sg = o.sg === undefined ? true : checkBool('sg', o.sg);
   const partial = o.partial === undefined ? false : checkBool('partial', o.partial);

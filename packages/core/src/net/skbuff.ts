@@ -20,11 +20,14 @@ export const SMP_CACHE_BYTES = 64;
 export const SKB_SHINFO_HEADER = 48;
 /**
  * `sizeof(struct sk_buff)` on x86-64, derived from mainline's definition with a distribution
- * configuration (NF_CONNTRACK, SKB_EXTENSIONS, NETWORK_SECMARK, XPS, NET_SCHED; no KCOV): 24
- * (next/prev/dev) + 8 (sk) + 8 (tstamp) + 48 (cb) + 16 (_skb_refdst/destructor) + 8 (_nfct)
- * + 8 (len, data_len) + 8 (mac_len, hdr_len, queue_mapping, flag bytes) + 60 (the `headers`
- * group, bit fields to mac_header) + 8 (tail, end) + 16 (head, data) + 8 (truesize, users)
- * + 8 (extensions), padding included: 232, as pahole reports it.
+ * configuration (NF_CONNTRACK, SKB_EXTENSIONS, NETWORK_SECMARK, XPS, NET_SCHED; no KCOV):
+ * 24 (next, prev, dev) + 8 (sk) + 8 (tstamp) + 48 (cb) + 16 (_skb_refdst, destructor)
+ * + 8 (_nfct) + 8 (len, data_len) + 8 (mac_len, hdr_len, queue_mapping, the cloned… and
+ * active_extensions bytes) + 60 (the `headers` group: flag bytes, tc_index, alloc_cpu, csum,
+ * priority, skb_iif, hash, vlan, napi_id, secmark, mark, inner and outer header offsets)
+ * + 8 (tail, end: 32-bit offsets) + 4 (padding to align head) + 16 (head, data)
+ * + 8 (truesize, users) + 8 (extensions) = 232 bytes, as pahole reports it; the skbuff cache
+ * object is charged as the 256-byte class.
  */
 export const SIZEOF_SK_BUFF = 232;
 /** `gso_size` that asks `skbSegment` to cut at the frag_list members' own sizes (`GSO_BY_FRAGS`). */
