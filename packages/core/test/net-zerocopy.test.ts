@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import {
-  consumeSkb, folioRefCount, kfreeSkb, leakReport, msgZerocopyAlloc, netZcopyPut, PAGE_SIZE, PMD_SIZE, sendmsgZerocopy, SkBuff, skbCopyBits,
+  consumeSkb, folioRefCount, skbCanCoalesce, kfreeSkb, leakReport, msgZerocopyAlloc, netZcopyPut, PAGE_SIZE, PMD_SIZE, sendmsgZerocopy, SkBuff, skbCopyBits,
   skbZerocopyIterStream, UserIter, ZerocopySocket, zerocopySgFromIter,
 } from '../src/index.js';
 import { expectCode, pattern, setup } from './helpers.js';
@@ -74,6 +74,12 @@ describe('sendmsgZerocopy', () => {
     const skbs = sendmsgZerocopy(sk, addr, 20 * PAGE_SIZE);
     expect(skbs.map((s) => s.nrFrags)).toEqual([17, 3]);
     expect(mm.user.lockedVm).toBe(22);
+    // a zero-copy buffer's fragments belong to the completion: nothing coalesces into them
+    const last = skbs[1]!.frags()[2]!;
+    expect(last.offset + last.length).toBe(PAGE_SIZE);
+    expect(skbCanCoalesce(skbs[1]!, 3, last.pfn, 0)).toBe(false);
+    const first = skbs[0]!.frags()[0]!;
+    expect(skbCanCoalesce(skbs[0]!, 1, first.pfn, first.offset + first.length)).toBe(false);
     const sent = new Uint8Array([...skbCopyBits(skbs[0]!, 0, skbs[0]!.len), ...skbCopyBits(skbs[1]!, 0, skbs[1]!.len)]);
     expect(sent).toEqual(pattern(20 * PAGE_SIZE, 7));
     consumeSkb(skbs[0]!);
