@@ -1,7 +1,7 @@
 // Filling a buffer's fragments from user memory by reference (net/core/datagram.c:
 // __zerocopy_sg_from_iter, zerocopy_fill_skb_from_iter; lib/iov_iter.c: iov_iter_get_pages2).
 
-import { PAGE_SHIFT, PAGE_SIZE } from '../constants.js';
+import { PAGE_SIZE } from '../constants.js';
 import { checkBool, checkInt, checkOptions, fail, hex, IodescError } from '../errors.js';
 import { getUserPagesFast, pinUserPagesFast } from '../mm/gup.js';
 import { checkMm, type AddressSpace } from '../mm/mm.js';
@@ -110,7 +110,7 @@ export function zerocopyFillSkbFromIter(skb: SkBuff, iter: UserIter, length: num
         head = mem.folioHead(p);
         nr = mem.folioNrPages(head);
       }
-      start += (p - head) << PAGE_SHIFT;
+      start += (p - head) * PAGE_SIZE;
       copied -= size;
       n++;
       if (frag > 0) {
