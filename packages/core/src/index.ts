@@ -52,15 +52,15 @@ export {
   GSO_MAX_SEGS, GSO_MAX_SIZE, KMALLOC_MAX_SIZE, SKB_LEN_MAX, skbDataAlign, skbSharedInfoSize, skbFillPageDesc,
   skbFillNetmemDesc, skbAddRxFrag, fragBytes, fragListBytes,
 } from './net/skbuff.js';
-export { skbPush, skbPull, skbPut, skbResetMacHeader, skbWriteHead, skbReadHead, skbCopyBits, skbStoreBits } from './net/skb-data.js';
+export { skbPush, skbPull, skbPut, skbResetMacHeader, skbResetNetworkHeader, skbWriteHead, skbReadHead, skbCopyBits, skbStoreBits } from './net/skb-data.js';
 export { pskbTrim, kfreeSkb, consumeSkb, kfreeSkbList } from './net/skb-free.js';
 export { skbCanCoalesce, skbCanCoalesceNetmem, skbAppendPagefrags } from './net/coalesce.js';
 export {
   ZerocopySocket, UbufInfo, msgZerocopyAlloc, msgZerocopyRealloc, netZcopyPut, netZcopyPutAbort, skbZcopySet, skbZerocopyIterStream,
-  sendmsgZerocopy, SO_EE_ORIGIN_ZEROCOPY, SO_EE_CODE_ZEROCOPY_COPIED, ZEROCOPY_BYTE_LIMIT,
+  sendmsgZerocopy, GSO_LEGACY_MAX_SIZE, MAX_TCP_HEADER, TCP_ETH_MSS, TCP_SIZE_GOAL, SO_EE_ORIGIN_ZEROCOPY, SO_EE_CODE_ZEROCOPY_COPIED, ZEROCOPY_BYTE_LIMIT,
 } from './net/zerocopy.js';
 export { UserIter, zerocopyFillSkbFromIter, zerocopySgFromIter, MAX_RW_COUNT } from './net/datagram.js';
-export { skbSegment, SKB_GSO_PARTIAL } from './net/gso.js';
+export { skbSegment, SKB_GSO_DODGY, SKB_GSO_PARTIAL } from './net/gso.js';
 export { skbToSgvec, SKB_TO_SGVEC_MAX_RECURSION } from './net/sgvec.js';
 export { Nic } from './net/nic.js';
 export { fragsFromSegments, skbsFromFrags } from './net/convert.js';
@@ -89,7 +89,7 @@ export type { ConversionCost, ToFragsOptions } from './net/types.js';
 export type { NetmemRef } from './net/netmem.js';
 export type { Frag, FragHolder } from './net/frag.js';
 export type { SkBuffOptions, FragWindow, ZcopyRef } from './net/skbuff.js';
-export type { ZerocopyNotification, ZerocopySocketOptions, SendmsgZerocopyOptions } from './net/zerocopy.js';
+export type { ZerocopyNotification, ZerocopySocketOptions, SendmsgZerocopyOptions, SendmsgZerocopyResult } from './net/zerocopy.js';
 export type { ZerocopyOptions } from './net/datagram.js';
 export type { SkbSegmentOptions } from './net/gso.js';
 export type { SkbSgvec, SkbToSgvecOptions } from './net/sgvec.js';

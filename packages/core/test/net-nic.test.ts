@@ -76,7 +76,7 @@ describe('Nic', () => {
     const addr = mm.mmap(30 * PAGE_SIZE);
     mm.write(addr + 123, pattern(25 * PAGE_SIZE, 11));
     const sk = new ZerocopySocket(mm);
-    for (const skb of sendmsgZerocopy(sk, addr + 123, 25 * PAGE_SIZE)) nic.transmit(skb);
+    for (const skb of sendmsgZerocopy(sk, addr + 123, 25 * PAGE_SIZE).skbs) nic.transmit(skb);
     expect(new Uint8Array(wire.frames.flatMap((f) => [...f]))).toEqual(pattern(25 * PAGE_SIZE, 11));
     expect(sk.recvErrqueue()).toEqual([{ lo: 0, hi: 0, copied: false }]);
     expect(mm.user.lockedVm).toBe(0);

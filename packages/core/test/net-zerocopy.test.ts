@@ -71,20 +71,23 @@ describe('sendmsgZerocopy', () => {
     const addr = mm.mmap(20 * PAGE_SIZE);
     mm.write(addr, pattern(20 * PAGE_SIZE, 7));
     const sk = new ZerocopySocket(mm);
-    const skbs = sendmsgZerocopy(sk, addr, 20 * PAGE_SIZE);
-    expect(skbs.map((s) => s.nrFrags)).toEqual([17, 3]);
+    const { skbs, copied } = sendmsgZerocopy(sk, addr, 20 * PAGE_SIZE);
+    // size_goal 65160: 15 pages and 3720 bytes, then the 16760 left (376 + 4 pages)
+    expect(copied).toBe(20 * PAGE_SIZE);
+    expect(skbs.map((s) => s.len)).toEqual([65160, 20 * PAGE_SIZE - 65160]);
+    expect(skbs.map((s) => s.nrFrags)).toEqual([16, 5]);
     expect(mm.user.lockedVm).toBe(22);
     // a zero-copy buffer's fragments belong to the completion: nothing coalesces into them
-    const last = skbs[1]!.frags()[2]!;
+    const last = skbs[1]!.frags()[4]!;
     expect(last.offset + last.length).toBe(PAGE_SIZE);
-    expect(skbCanCoalesce(skbs[1]!, 3, last.pfn, 0)).toBe(false);
+    expect(skbCanCoalesce(skbs[1]!, 5, last.pfn, 0)).toBe(false);
     const first = skbs[0]!.frags()[0]!;
     expect(skbCanCoalesce(skbs[0]!, 1, first.pfn, first.offset + first.length)).toBe(false);
     const sent = new Uint8Array([...skbCopyBits(skbs[0]!, 0, skbs[0]!.len), ...skbCopyBits(skbs[1]!, 0, skbs[1]!.len)]);
     expect(sent).toEqual(pattern(20 * PAGE_SIZE, 7));
     consumeSkb(skbs[0]!);
     expect(sk.recvErrqueue()).toEqual([]); // one buffer still holds the pages, and the record
-    expect(leakReport(memory).map((e) => e.kind)).toEqual([...Array(3).fill('referenced-page'), 'other']);
+    expect(leakReport(memory).map((e) => e.kind)).toEqual([...Array(5).fill("referenced-page"), "other"]);
     expect(mm.user.lockedVm).toBe(22);
     consumeSkb(skbs[1]!);
     expect(sk.recvErrqueue()).toEqual([{ lo: 0, hi: 0, copied: false }]);
@@ -99,12 +102,12 @@ describe('sendmsgZerocopy', () => {
     expectCode(() => sendmsgZerocopy(sk, addr, 7 * PAGE_SIZE), 'ENOBUFS'); // 7 + 2 > 8
     expect(mm.user.lockedVm).toBe(0);
     expect(leakReport(memory)).toEqual([]);
-    const ok = sendmsgZerocopy(sk, addr, 6 * PAGE_SIZE); // 6 + 2 = 8
+    const ok = sendmsgZerocopy(sk, addr, 6 * PAGE_SIZE).skbs; // 6 + 2 = 8
     expect(mm.user.lockedVm).toBe(8);
     for (const s of ok) consumeSkb(s);
     expect(mm.user.lockedVm).toBe(0);
     mm.capIpcLock = true;
-    for (const s of sendmsgZerocopy(sk, addr, 16 * PAGE_SIZE)) consumeSkb(s);
+    for (const s of sendmsgZerocopy(sk, addr, 16 * PAGE_SIZE).skbs) consumeSkb(s);
     expect(mm.user.lockedVm).toBe(0);
     expect(sk.recvErrqueue()).toEqual([{ lo: 0, hi: 1, copied: false }]); // consecutive completions merged
   });
@@ -117,7 +120,7 @@ describe('sendmsgZerocopy', () => {
     const skb = new SkBuff({ memory: mm.memory });
     expect(skbZerocopyIterStream(sk, skb, new UserIter(mm, addr, PAGE_SIZE), PAGE_SIZE, uarg)).toBe(PAGE_SIZE);
     netZcopyPut(uarg);
-    const more = sendmsgZerocopy(sk, addr + PAGE_SIZE, PAGE_SIZE, { uarg });
+    const more = sendmsgZerocopy(sk, addr + PAGE_SIZE, PAGE_SIZE, { uarg }).skbs;
     expect(uarg.len).toBe(2);
     expect(more[0]!.uarg).toBe(uarg);
     consumeSkb(skb);

@@ -7,7 +7,7 @@ import { PAGE_SIZE } from '../constants.js';
 import { checkInt, fail } from '../errors.js';
 import { FRAG_FIELD_MAX, FRAG_LEN, FRAG_REF_NONE, FRAG_REF_PAGE, FRAG_STRIDE } from './frag.js';
 import { NETMEM_MAX_INDEX, type NetmemRef } from './netmem.js';
-import { checkSkb, type SkBuff } from './skbuff.js';
+import { checkOwnFrags, checkSkb, type SkBuff } from './skbuff.js';
 
 /**
  * Whether `off` of netmem `netmem` continues fragment `i - 1` exactly (`skb_can_coalesce_netmem`):
@@ -43,10 +43,14 @@ export function skbCanCoalesce(skb: SkBuff, i: number, pfn: number, off: number)
  * a page reference (`get_page`, in a buffer with memory) and fills a new fragment. `len` and
  * `dataLen` are the caller's to update. EMSGSIZE when a new fragment is needed and
  * `nrFrags` ≥ `maxFrags` (default the buffer's capacity); nothing changes then. EINVAL as
- * `skbFillPageDesc`. Cost: O(1).
+ * `skbFillPageDesc`, and for a view (`skbsFromFrags`: its entries are another array's). A
+ * zero-copy buffer's fragments record their own references (`FRAG_REF_*`, none for pages a
+ * completion manages), so the kernel's `skb_zcopy_downgrade_managed` has nothing to convert:
+ * the new fragment alone takes a reference. Cost: O(1).
  */
 export function skbAppendPagefrags(skb: SkBuff, pfn: number, offset: number, size: number, maxFrags?: number): void {
   checkSkb(skb);
+  checkOwnFrags(skb);
   const max = maxFrags === undefined ? skb.fragCapacity : checkInt('maxFrags', maxFrags, 0, skb.fragCapacity);
   checkInt('pfn', pfn, 0, NETMEM_MAX_INDEX);
   checkInt('offset', offset, 0, FRAG_FIELD_MAX);

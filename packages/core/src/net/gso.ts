@@ -9,8 +9,10 @@ import { skbCopyBits, skbPut } from './skb-data.js';
 import { fragRef, kfreeSkbList, pskbTrim } from './skb-free.js';
 import { checkSkb, fragBytes, fragListBytes, GSO_BY_FRAGS, GSO_MAX_SEGS, GSO_MAX_SIZE, SkBuff } from './skbuff.js';
 
+/** `gso_type` bit: the buffer comes from an untrusted source, its `gso_size` unchecked (`SKB_GSO_DODGY`). */
+export const SKB_GSO_DODGY = 1 << 1;
 /** `gso_type` bit a GSO_PARTIAL segment gets (`SKB_GSO_PARTIAL`). */
-export const SKB_GSO_PARTIAL = 1 << 13;
+export const SKB_GSO_PARTIAL = 1 << 12;
 
 /** Options of `skbSegment`: the MSS and the device features it honours. */
 export interface SkbSegmentOptions {
@@ -58,23 +60,36 @@ export function skbSegment(skb: SkBuff, opts?: SkbSegmentOptions): SkBuff[] {
   if (skb.macHeaderLen > 0) fail('EINVAL', `skb #${skb.id} already has ${skb.macHeaderLen} header bytes in front of data`);
   // skb_reset_mac_header() + skb_pull(hdrLen) for the call, undone after it
   const mac = skb.macHeader;
+  const net = skb.networkHeader;
   skb.macHeader = skb.dataOff;
   skb.dataOff += pulled;
   skb.len -= pulled;
+  skb.networkHeader = skb.dataOff;
   try {
     return segment(skb, o);
   } finally {
     skb.dataOff -= pulled;
     skb.len += pulled;
     skb.macHeader = mac;
+    skb.networkHeader = net;
   }
 }
 
 function segment(skb: SkBuff, o: Partial<SkbSegmentOptions>): SkBuff[] {
   const origMss = checkInt('mss', o.mss ?? skb.gsoSize, 1, GSO_BY_FRAGS);
-  const sg = o.sg === undefined ? true : checkBool('sg', o.sg);
+  let sg = o.sg === undefined ? true : checkBool('sg', o.sg);
   const partial = o.partial === undefined ? false : checkBool('partial', o.partial);
   checkSegmentable(skb, origMss);
+  if ((skb.gsoType & SKB_GSO_DODGY) !== 0 && origMss !== GSO_BY_FRAGS && origMss !== skb.headlen) {
+    // an untrusted gso_size and a member with a kmalloc'd linear part: the members may not end
+    // on MSS boundaries, so their pages cannot be shared: copy instead (features &= ~NETIF_F_SG)
+    for (let m = skb.fragList; m !== null; m = m.next) {
+      if (m.headlen > 0 && !m.headFrag) {
+        sg = false;
+        break;
+      }
+    }
+  }
   const mem = skb.memory;
   const doffset = skb.macHeaderLen;
   const gsoByFrags = origMss === GSO_BY_FRAGS;
@@ -148,10 +163,11 @@ function segment(skb: SkBuff, o: Partial<SkbSegmentOptions>): SkBuff[] {
         segs.push(nskb);
         skbPut(nskb, doffset);
       }
-      nskb.gsoType = skb.gsoType;
       if (mem !== null && doffset > 0) copyPhys(mem, macPhys, nskb.dataPhys, doffset);
       if (nskb.len === segLen + doffset) continue;
       if (!sg) {
+        // skb_copy_bits() past the end fails, and skb_segment returns err's first value
+        if (offset + segLen > hLen) fail('ENOMEM', `skb_segment: a ${segLen}-byte segment at ${offset - doffset} runs past len ${skb.len} (skb_copy_bits fails)`);
         const at = skbPut(nskb, segLen);
         if (mem !== null) mem.copyToPhys(nskb.dataPhys + at, skbCopyBits(skb, offset - doffset, segLen), 0, segLen);
         continue;
@@ -170,7 +186,7 @@ function segment(skb: SkBuff, o: Partial<SkbSegmentOptions>): SkBuff[] {
           if (listSkb.headlen === 0) {
             if (nfrags === 0) bug(`frag_list member #${listSkb.id} is empty`);
           } else {
-            if (!listSkb.headFrag) bug(`frag_list member #${listSkb.id} has a linear part that is not a page fragment (no memory)`);
+            if (!listSkb.headFrag) bug(`frag_list member #${listSkb.id} has a kmalloc'd linear part (headFrag false): BUG_ON(!list_skb->head_frag)`);
             i = -1; // its head goes in as a fragment first (skb_head_frag_to_page_desc)
           }
           listSkb = listSkb.next;
@@ -178,7 +194,8 @@ function segment(skb: SkBuff, o: Partial<SkbSegmentOptions>): SkBuff[] {
         const k = nskb.nrFrags;
         if (k >= nskb.maxFrags) fail('EINVAL', `skb_segment: too many frags: ${pos} ${mss} (a segment needs more than ${nskb.maxFrags})`);
         if (i < 0) {
-          arr.setUnchecked(k, fragSkb.headPfn * 2, fragSkb.dataOff, fragSkb.headlen, FRAG_REF_NONE);
+          // a lengths-only head has no page: its fragment names page 0
+          arr.setUnchecked(k, Math.max(fragSkb.headPfn, 0) * 2, fragSkb.dataOff, fragSkb.headlen, FRAG_REF_NONE);
         } else {
           arr.copyEntry(k, fragSkb.fragArray, fragSkb.fragBase + i);
         }
@@ -207,13 +224,20 @@ function segment(skb: SkBuff, o: Partial<SkbSegmentOptions>): SkBuff[] {
     throw e;
   }
   link(segs);
-  for (const s of segs) s.macHeader = s.dataOff;
+  // data at the MAC header; the other header offsets as the original's, moved with the headroom
+  // (skb_headers_offset_update)
+  for (const s of segs) {
+    s.macHeader = s.dataOff;
+    s.networkHeader = skb.networkHeader < 0 ? -1 : s.dataOff + skb.networkHeader - (skb.dataOff - doffset);
+  }
   if (partialSegs > 0) {
     const tail = segs[segs.length - 1]!;
+    // SKB_GSO_PARTIAL only with the device's NETIF_F_GSO_PARTIAL; DODGY cleared either way
+    const type = (skb.gsoType | (partial ? SKB_GSO_PARTIAL : 0)) & ~SKB_GSO_DODGY;
     for (const s of segs) {
       s.gsoSize = origMss;
       s.gsoSegs = partialSegs;
-      s.gsoType = skb.gsoType | SKB_GSO_PARTIAL;
+      s.gsoType = type;
     }
     if (tail.len - doffset <= origMss) tail.gsoSize = 0;
     else if (tail !== segs[0]) tail.gsoSegs = Math.ceil((tail.len - doffset) / origMss);
@@ -261,6 +285,10 @@ function cloneMember(member: SkBuff, doffset: number, headroom: number, segLen: 
     nskb.dataLen = member.dataLen;
     nskb.len += member.dataLen;
     nskb.truesize += member.dataLen;
+    // a clone shares the member's shared info, copied by pskb_expand_head: its gso fields too
+    nskb.gsoSize = member.gsoSize;
+    nskb.gsoSegs = member.gsoSegs;
+    nskb.gsoType = member.gsoType;
     zerocopyClone(nskb, member);
     pskbTrim(nskb, doffset + segLen);
   } catch (e) {
@@ -280,10 +308,13 @@ function zerocopyClone(nskb: SkBuff, orig: SkBuff): void {
   nskb.uarg = u;
 }
 
+// One bounce buffer for every copy, grown by doubling: no allocation per segment.
+let scratch = new Uint8Array(4096);
+
 function copyPhys(mem: PhysicalMemory, from: number, to: number, n: number): void {
-  const buf = new Uint8Array(n);
-  mem.copyFromPhys(from, buf, 0, n);
-  mem.copyToPhys(to, buf, 0, n);
+  if (scratch.length < n) scratch = new Uint8Array(2 ** Math.ceil(Math.log2(n)));
+  mem.copyFromPhys(from, scratch, 0, n);
+  mem.copyToPhys(to, scratch, 0, n);
 }
 
 function link(segs: SkBuff[]): SkBuff | null {

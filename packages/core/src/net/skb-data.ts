@@ -27,6 +27,12 @@ export function skbResetMacHeader(skb: SkBuff): void {
   skb.macHeader = skb.dataOff;
 }
 
+/** Makes the network header start at `data` (`skb_reset_network_header`). */
+export function skbResetNetworkHeader(skb: SkBuff): void {
+  checkSkb(skb);
+  skb.networkHeader = skb.dataOff;
+}
+
 /** Adds `n` bytes of linear data at the tail (`skb_put`); returns their offset from `data`. EINVAL past the tailroom. */
 export function skbPut(skb: SkBuff, n: number): number {
   checkSkb(skb);

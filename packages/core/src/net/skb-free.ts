@@ -6,7 +6,7 @@ import { checkInt, fail } from '../errors.js';
 import type { PhysicalMemory } from '../mm/memory.js';
 import { putPage, unpinUserPage } from '../mm/unpin.js';
 import { FRAG_LEN, FRAG_REF, FRAG_REF_GUP, FRAG_REF_NONE, FRAG_REF_PAGE, FRAG_REF_PIN, FRAG_STRIDE, type FragArray } from './frag.js';
-import { checkSkb, fragBytes, fragListBytes, type SkBuff } from './skbuff.js';
+import { checkOwnFrags, checkSkb, fragBytes, fragListBytes, type SkBuff } from './skbuff.js';
 
 /** Drops the reference fragment entry `j` of `arr` holds, as its kind says (`__skb_frag_unref`). */
 export function fragUnref(memory: PhysicalMemory, arr: FragArray, j: number): void {
@@ -29,8 +29,8 @@ export function fragRef(memory: PhysicalMemory | null, arr: FragArray, j: number
 
 /**
  * Frees the buffer (`kfree_skb`, a drop): the zero-copy completion is released first
- * (`skb_zcopy_clear`), then every fragment's reference (unless the completion manages them),
- * the frag_list members, and the head. EINVAL for a buffer already freed. Cost: O(fragments).
+ * (`skb_zcopy_clear`), then the reference each fragment entry records (`FRAG_REF_*`; a view's
+ * entries are its array owner's), the frag_list members, and the head. EINVAL for a buffer already freed. Cost: O(fragments).
  */
 export function kfreeSkb(skb: SkBuff): void {
   checkSkb(skb);
@@ -55,14 +55,12 @@ export function kfreeSkbList(skb: SkBuff | null): void {
 function releaseSkb(skb: SkBuff, zcopySuccess: boolean): void {
   skb.freed = true;
   const uarg = skb.uarg;
-  let skipUnref = skb.fragView;
   if (uarg !== null) {
-    skipUnref ||= uarg.managedFragRefs;
     skb.uarg = null;
     uarg.netZcopyPut(zcopySuccess);
   }
   const mem = skb.memory;
-  if (mem !== null && !skipUnref) for (let k = 0; k < skb.nrFrags; k++) fragUnref(mem, skb.fragArray, skb.fragBase + k);
+  if (mem !== null && !skb.fragView) for (let k = 0; k < skb.nrFrags; k++) fragUnref(mem, skb.fragArray, skb.fragBase + k);
   let m = skb.fragList;
   skb.fragList = null;
   while (m !== null) {
@@ -76,40 +74,37 @@ function releaseSkb(skb: SkBuff, zcopySuccess: boolean): void {
 /**
  * Trims the buffer to `len` bytes (`pskb_trim` / `___pskb_trim`): fragments past it are dropped
  * with their references, the one it cuts is shortened, then the linear part. EINVAL for `len`
- * past the buffer or a cut inside the frag_list (not modelled). Cost: O(fragments).
+ * past the buffer, a cut inside the frag_list (not modelled), or a cut inside a fragment of a
+ * view (`skbsFromFrags`: its entries are the viewed array's; whole fragments may be dropped).
+ * Nothing changes when it fails. Cost: O(fragments).
  */
 export function pskbTrim(skb: SkBuff, len: number): void {
   checkSkb(skb);
   checkInt('len', len, 0, skb.len);
   if (len === skb.len) return;
   const headlen = skb.headlen;
-  let pos = headlen;
+  const paged = headlen + fragBytes(skb);
+  if (skb.fragList !== null && len > paged) fail('EINVAL', 'pskb_trim inside a frag_list member is not modelled');
   const arr = skb.fragArray;
+  let pos = headlen;
   let keep = 0;
-  for (let k = 0; k < skb.nrFrags; k++) {
-    const j = skb.fragBase + k;
-    const n = arr.length(j);
-    if (pos + n <= len) {
-      pos += n;
-      keep = k + 1;
-      continue;
-    }
-    if (pos < len) {
-      arr.u32[j * FRAG_STRIDE + FRAG_LEN] = len - pos;
-      pos = len;
-      keep = k + 1;
-    }
-    break;
+  let cut = -1;
+  for (let k = 0; k < skb.nrFrags && pos < len; k++) {
+    const n = arr.length(skb.fragBase + k);
+    keep = k + 1;
+    if (pos + n > len) cut = k;
+    pos += n;
   }
-  if (skb.fragList !== null && len < headlen + fragBytes(skb) + fragListBytes(skb)) {
-    if (len < headlen + fragBytes(skb)) {
-      kfreeSkbList(skb.fragList);
-      skb.fragList = null;
-    } else {
-      fail('EINVAL', 'pskb_trim inside a frag_list member is not modelled');
-    }
+  if (cut >= 0) {
+    checkOwnFrags(skb);
+    const j = skb.fragBase + cut;
+    arr.u32[j * FRAG_STRIDE + FRAG_LEN] = arr.length(j) - (pos - len);
   }
-  if (skb.memory !== null && !skb.fragView && skb.uarg?.managedFragRefs !== true) {
+  if (skb.fragList !== null) {
+    kfreeSkbList(skb.fragList);
+    skb.fragList = null;
+  }
+  if (skb.memory !== null && !skb.fragView) {
     for (let k = keep; k < skb.nrFrags; k++) fragUnref(skb.memory, arr, skb.fragBase + k);
   }
   skb.setNrFragsUnchecked(keep);

@@ -2,7 +2,7 @@
 // skb_fill_page_desc; __alloc_skb in net/core/skbuff.c): a linear head, fragments, a frag_list.
 
 import { MAX_PAGE_ORDER, PAGE_SIZE } from '../constants.js';
-import { checkInt, checkOptions, fail } from '../errors.js';
+import { checkBool, checkInt, checkOptions, fail } from '../errors.js';
 import type { Footprint } from '../descriptor/types.js';
 import { kmallocSize } from '../descriptor/kmalloc.js';
 import { checkMemory, type PhysicalMemory } from '../mm/memory.js';
@@ -60,8 +60,6 @@ export interface ZcopyRef {
   netZcopyGet(): void;
   /** Drops one (`net_zcopy_put` through `skb_zcopy_clear`); `success` false when the data was copied. */
   netZcopyPut(success: boolean): void;
-  /** The buffers' fragments hold no page references of their own (`SKBFL_MANAGED_FRAG_REFS`). */
-  readonly managedFragRefs: boolean;
 }
 
 /** A window of another FragArray a buffer's fragments are: the frag backend's view. */
@@ -93,6 +91,12 @@ export interface SkBuffOptions {
   tailroom?: number;
   /** Make the fragments a window of another FragArray (a view: no entry is copied or referenced). */
   frags?: FragWindow;
+  /**
+   * The head is a page fragment (`head_frag`, as `build_skb` makes it; default true), with or
+   * without memory; false for a kmalloc'd head (`__alloc_skb`), which `skbSegment` cannot
+   * turn into a fragment of a frag_list member's segment.
+   */
+  headFrag?: boolean;
 }
 
 let nextSkbId = 1;
@@ -127,7 +131,7 @@ export class SkBuff implements FragHolder {
   fragList: SkBuff | null = null;
   /** The next buffer of a list (`skb->next`). */
   next: SkBuff | null = null;
-  /** The head is a page fragment (`head_frag`): true for a head in memory, as build_skb makes it. */
+  /** The head is a page fragment (`head_frag`, `opts.headFrag`, default true as build_skb makes it). */
   headFrag: boolean;
   /** Some fragment names a net_iov: the host cannot read the paged data (`skb->unreadable`). */
   unreadable = false;
@@ -143,6 +147,8 @@ export class SkBuff implements FragHolder {
   dataOff: number;
   /** Offset of the MAC header in the head, -1 when unset. */
   macHeader: number;
+  /** Offset of the network header in the head (`skb_network_header`), -1 when unset. */
+  networkHeader: number;
   /** The array holding the fragments; fragment i is entry `fragBase + i`. */
   readonly fragArray: FragArray;
   readonly fragBase: number;
@@ -169,9 +175,11 @@ export class SkBuff implements FragHolder {
     this.memory = o.memory ?? null;
     this.endOffset = end;
     this.headAllocBytes = kmallocSize(total);
-    this.headFrag = this.memory !== null;
+    this.headFrag = o.headFrag === undefined ? true : checkBool('headFrag', o.headFrag);
     this.dataOff = headroom + hdrLen;
     this.macHeader = hdrLen > 0 ? headroom : -1;
+    // net_test.c's __init_skb(): skb_pull(sizeof(hdr)), then skb_reset_network_header()
+    this.networkHeader = hdrLen > 0 ? this.dataOff : -1;
     if (this.memory !== null) {
       const pages = Math.ceil(total / PAGE_SIZE);
       const order = Math.ceil(Math.log2(pages));
@@ -294,6 +302,7 @@ export function checkSkb(skb: unknown, name = 'skb'): asserts skb is SkBuff {
 
 // Checks a page fragment against the buffer's memory: a live page, the bytes inside its folio.
 function checkPageFrag(skb: SkBuff, pfn: number, offset: number, size: number): void {
+  checkOwnFrags(skb);
   const mem = skb.memory;
   if (mem === null) {
     checkInt('pfn', pfn, 0, NETMEM_MAX_INDEX);
@@ -322,7 +331,7 @@ export function skbFillPageDesc(skb: SkBuff, i: number, pfn: number, offset: num
   checkInt('offset', offset, 0, FRAG_FIELD_MAX);
   checkInt('size', size, 0, FRAG_FIELD_MAX);
   checkPageFrag(skb, pfn, offset, size);
-  skb.fragArray.setUnchecked(skb.fragBase + i, pfn * 2, offset, size, skb.memory === null || skb.fragView ? FRAG_REF_NONE : FRAG_REF_PAGE);
+  skb.fragArray.setUnchecked(skb.fragBase + i, pfn * 2, offset, size, skb.memory === null ? FRAG_REF_NONE : FRAG_REF_PAGE);
   skb.setNrFragsUnchecked(i + 1);
 }
 
@@ -334,6 +343,7 @@ export function skbFillNetmemDesc(skb: SkBuff, i: number, netmem: NetmemRef, off
   checkSkb(skb);
   checkInt('netmem', netmem, 0, 0xffffffff);
   if (!netmemIsNetIov(netmem)) return skbFillPageDesc(skb, i, netmem >>> 1, offset, size);
+  checkOwnFrags(skb);
   checkFragIndex(skb, i);
   checkInt('offset', offset, 0, FRAG_FIELD_MAX);
   checkInt('size', size, 0, FRAG_FIELD_MAX);
@@ -352,6 +362,14 @@ export function skbAddRxFrag(skb: SkBuff, i: number, pfn: number, offset: number
   skb.len += size;
   skb.dataLen += size;
   skb.truesize += truesize;
+}
+
+/**
+ * EINVAL when the buffer's fragments are a view (`skbsFromFrags`): its entries belong to the
+ * array it looks into, so nothing may write them (refused rather than copied on write).
+ */
+export function checkOwnFrags(skb: SkBuff): void {
+  if (skb.fragView) fail('EINVAL', `skb #${skb.id}'s fragments are a view of another FragArray: its entries are read-only`);
 }
 
 /** EINVAL unless 0 ≤ i < skb.fragCapacity. */

@@ -10,7 +10,7 @@ import type { PhysicalMemory } from '../mm/memory.js';
 import { checkMm, type AddressSpace } from '../mm/mm.js';
 import { MAX_RW_COUNT, UserIter, zerocopySgFromIter, type ZerocopyOptions } from './datagram.js';
 import { kfreeSkb, pskbTrim } from './skb-free.js';
-import { checkSkb, MAX_SKB_FRAGS, SkBuff, type ZcopyRef } from './skbuff.js';
+import { checkSkb, GSO_MAX_SIZE, MAX_SKB_FRAGS, SkBuff, type ZcopyRef } from './skbuff.js';
 
 /** `ee_origin` of a zero-copy notification (`SO_EE_ORIGIN_ZEROCOPY`). */
 export const SO_EE_ORIGIN_ZEROCOPY = 5;
@@ -73,7 +73,6 @@ export class UbufInfo implements ZcopyRef {
   zerocopy = true;
   readonly mmp: MmPin = newMmPin();
   refcnt = 1;
-  readonly managedFragRefs = false;
   /** The completion ran (refcount reached 0). */
   completed = false;
 
@@ -162,13 +161,16 @@ export function msgZerocopyAlloc(sk: ZerocopySocket, size: number): UbufInfo {
  * Extends `uarg` to cover one more send of `size` bytes when it is the socket's latest record
  * and stays under 512 KiB, charging the locked memory again and (for a stream) taking a
  * reference for the caller; otherwise a new record (`msg_zerocopy_realloc`). ENOBUFS when the
- * charge fails, or a datagram record cannot grow.
+ * charge fails, or a datagram record cannot grow; EINVAL for a record that already completed
+ * (in the kernel the tail buffer holding it keeps it alive). Nothing is charged when it fails.
  */
 export function msgZerocopyRealloc(sk: ZerocopySocket, size: number, uarg: UbufInfo | null): UbufInfo {
   checkSock(sk);
   checkInt('size', size, 0, MAX_RW_COUNT);
   if (uarg !== null) {
     if (!(uarg instanceof UbufInfo) || uarg.sk !== sk) fail('ENOBUFS', 'uarg is not a MSG_ZEROCOPY record of this socket');
+    // the caller's buffer holds it, so the kernel's record cannot have completed: refuse before charging
+    if (uarg.completed || uarg.refcnt < 1) fail('EINVAL', `zero-copy completion ${uarg.id} already ran: no buffer holds it`);
     const bytelen = uarg.bytelen + size;
     if (uarg.len === USHRT_MAX - 1 || bytelen > ZEROCOPY_BYTE_LIMIT) {
       if (sk.type !== 'stream') fail('ENOBUFS', `a datagram completion record cannot grow to ${bytelen} bytes / ${uarg.len + 1} sends`);
@@ -240,41 +242,100 @@ export function skbZerocopyIterStream(sk: ZerocopySocket, skb: SkBuff, iter: Use
   return skb.len - origLen;
 }
 
+/** `GSO_LEGACY_MAX_SIZE`: the `gso_ipv4_max_size` a device has unless raised (BIG TCP). */
+export const GSO_LEGACY_MAX_SIZE = 65536;
+/**
+ * `MAX_TCP_HEADER` = `L1_CACHE_ALIGN(128 + MAX_HEADER)` with a distribution configuration:
+ * `LL_MAX_HEADER` 128 (WLAN with MAC80211_MESH), `MAX_HEADER` 176 (IP tunnels built) → 320.
+ */
+export const MAX_TCP_HEADER = 320;
+/** MSS of a TCP connection over Ethernet with timestamps: 1500 − 20 (IP) − 20 (TCP) − 12 (options). */
+export const TCP_ETH_MSS = 1448;
+/**
+ * Bytes `tcp_sendmsg_locked` puts in one buffer by default (`size_goal`, from
+ * `tcp_xmit_size_goal`): `sk_gso_max_size` = 65536 − (MAX_TCP_HEADER + 1) = 65215
+ * (`sk_dst_gso_max_size`), rounded down to the MSS: 45 × 1448 = 65160 (a peer window over
+ * twice that, so `tcp_bound_to_half_wnd` does not cut it). A minimal configuration
+ * (MAX_TCP_HEADER 192) gives the same 45 segments.
+ */
+export const TCP_SIZE_GOAL = Math.floor((GSO_LEGACY_MAX_SIZE - (MAX_TCP_HEADER + 1)) / TCP_ETH_MSS) * TCP_ETH_MSS;
+
 /** Options of `sendmsgZerocopy`. */
 export interface SendmsgZerocopyOptions extends ZerocopyOptions {
   /** `CONFIG_MAX_SKB_FRAGS` of the buffers made (default 17). */
   maxFrags?: number;
   /** Extend this completion record if it is the socket's latest (`msg_zerocopy_realloc`). */
   uarg?: UbufInfo;
+  /** Most bytes per buffer (TCP's `size_goal`, 1..GSO_MAX_SIZE; default `TCP_SIZE_GOAL`, 65160). */
+  sizeGoal?: number;
+}
+
+/** What `sendmsgZerocopy` queued. */
+export interface SendmsgZerocopyResult {
+  /** The buffers filled, in order, each holding a reference on the completion record. */
+  skbs: SkBuff[];
+  /** Bytes queued (`tcp_sendmsg`'s return value): the sum of the buffers' `len`. */
+  copied: number;
+  /** The error that ended the send early after some bytes were queued, or null. */
+  error: IodescError | null;
 }
 
 /**
  * `send(fd, buf, size, MSG_ZEROCOPY)` on a stream socket, as `tcp_sendmsg_locked` does it:
  * one completion record for the call (charging the locked memory once, ENOBUFS past the
- * limit), then buffers filled by reference until the range is consumed, a new buffer whenever
- * one runs out of fragments. Returns the buffers, each holding a reference on the record; the
- * send's own reference is dropped before returning, so the notification comes once every
- * buffer is freed (`consumeSkb`, or a NIC's transmit). On a fault nothing stays referenced or
- * charged, and the error (EFAULT) is thrown.
+ * limit), then buffers filled by reference, each up to `sizeGoal` bytes (each step takes
+ * min(sizeGoal − skb.len, bytes left)); a buffer that runs out of fragments is closed and a
+ * new one opened. The send's own reference on the record is dropped before returning, so the
+ * notification comes once every buffer is freed (`consumeSkb`, or a NIC's transmit).
+ *
+ * A step that fails (EFAULT on a page that cannot be taken, ENOMEM for a head) undoes itself;
+ * then, as the kernel's `do_error` with bytes copied, the buffers filled before it are
+ * returned with `copied` and the `error`; the empty buffer is freed. Only when nothing was
+ * queued is the record aborted (`net_zcopy_put_abort`: its id given back, its charge returned)
+ * and the error thrown, nothing left referenced or charged. Cost: O(pages); one buffer per
+ * `sizeGoal` bytes or `maxFrags` fragments. Release: every buffer returned.
  */
-export function sendmsgZerocopy(sk: ZerocopySocket, addr: number, size: number, opts?: SendmsgZerocopyOptions): SkBuff[] {
+export function sendmsgZerocopy(sk: ZerocopySocket, addr: number, size: number, opts?: SendmsgZerocopyOptions): SendmsgZerocopyResult {
   checkSock(sk);
   const o = checkOptions('sendmsgZerocopy options', opts);
   checkInt('size', size, 1, MAX_RW_COUNT);
+  const sizeGoal = o.sizeGoal === undefined ? TCP_SIZE_GOAL : checkInt('sizeGoal', o.sizeGoal, 1, GSO_MAX_SIZE);
+  const maxFrags = o.maxFrags ?? MAX_SKB_FRAGS;
   const iter = new UserIter(sk.mm, addr, size);
   const uarg = msgZerocopyRealloc(sk, size, o.uarg ?? null);
   const skbs: SkBuff[] = [];
+  let copied = 0;
+  let skb: SkBuff | null = null;
   try {
     while (iter.count > 0) {
-      const skb = new SkBuff({ memory: sk.mm.memory, maxFrags: o.maxFrags ?? MAX_SKB_FRAGS });
-      skbs.push(skb);
-      skbZerocopyIterStream(sk, skb, iter, iter.count, uarg, { pin: o.pin, owner: o.owner });
+      if (skb === null || skb.len >= sizeGoal) {
+        skb = new SkBuff({ memory: sk.mm.memory, maxFrags });
+        skbs.push(skb);
+      }
+      const copy = Math.min(sizeGoal - skb.len, iter.count);
+      try {
+        copied += skbZerocopyIterStream(sk, skb, iter, copy, uarg, { pin: o.pin, owner: o.owner });
+      } catch (e) {
+        // a full buffer: tcp_mark_push(), then new_segment
+        if (e instanceof IodescError && e.code === 'EMSGSIZE' && skb.len > 0) {
+          skb = null;
+          continue;
+        }
+        throw e;
+      }
     }
   } catch (e) {
-    for (const skb of skbs) if (!skb.freed) kfreeSkb(skb);
-    netZcopyPutAbort(uarg, true);
-    throw e;
+    // do_error: tcp_remove_empty_skb(), then out with what was queued, or out_err
+    const kept = skbs.filter((s) => s.len > 0);
+    for (const s of skbs) if (s.len === 0 && !s.freed) kfreeSkb(s);
+    if (copied === 0 || !(e instanceof IodescError)) {
+      for (const s of kept) if (!s.freed) kfreeSkb(s);
+      netZcopyPutAbort(uarg, true);
+      throw e;
+    }
+    netZcopyPut(uarg);
+    return { skbs: kept, copied, error: e };
   }
   netZcopyPut(uarg);
-  return skbs;
+  return { skbs, copied, error: null };
 }
