@@ -4,7 +4,7 @@
 // converting takes no reference; and a conversion is counted, only a view is free.
 
 import { describe, it } from 'vitest';
-import { kfreeSkb, PAGE_SIZE, SKB_FRAG_SIZE, skbsFromFrags } from '@iodesc/core';
+import { kfreeSkb, MAX_SKB_FRAGS, PAGE_SIZE, SKB_FRAG_SIZE, skbsFromFrags } from '@iodesc/core';
 import type { ConversionCost, DescriptorBackend, Frag, FragArray, PhysicalMemory } from '@iodesc/core';
 import { fromPagesCase, mapUserRange, materialiseLayout, type FromPagesCase } from './arbitraries.js';
 import {
@@ -44,8 +44,9 @@ export function checkFragsWellFormed(memory: PhysicalMemory, frags: FragArray, w
 
 /**
  * Checks the cost `toFrags` reported: non-negative integers; a view (`capabilities.fragView`)
- * converts nothing; anything else counts at least one conversion and `SKB_FRAG_SIZE` bytes per
- * fragment written.
+ * converts nothing; anything else counts at least one conversion, `SKB_FRAG_SIZE` bytes per
+ * fragment written, and an allocation per network buffer the fragments need (⌈n / MAX_SKB_FRAGS⌉;
+ * core's `fragConversionCost` counts two each, the `sk_buff` and its head).
  */
 export function checkConversionCost(backend: DescriptorBackend, frags: FragArray, cost: ConversionCost): void {
   for (const k of ['conversions', 'conversionBytes', 'allocations'] as const) {
@@ -57,6 +58,9 @@ export function checkConversionCost(backend: DescriptorBackend, frags: FragArray
   }
   if (cost.conversions < 1) failCheck(`toFrags() re-described ${frags.count} entries but counted ${cost.conversions} conversions (not a view: the conversion must be counted)`);
   if (cost.conversionBytes < frags.count * SKB_FRAG_SIZE) failCheck(`toFrags() wrote ${frags.count} fragments but counted ${cost.conversionBytes} conversion bytes, fewer than ${SKB_FRAG_SIZE} each`);
+  // the fragments live in network buffers' shared info: at least one allocation per buffer
+  const buffers = Math.ceil(frags.count / MAX_SKB_FRAGS);
+  if (cost.allocations < buffers) failCheck(`toFrags() made ${frags.count} fragments, ${buffers} network buffers' worth, but counted ${cost.allocations} allocations`);
 }
 
 /**

@@ -146,7 +146,7 @@ function fragsOf(entries: Array<{ pfn: number; offset: number; length: number }>
   for (const e of entries.slice(0, entries.length - drop)) frags.push(e.pfn, e.offset, e.length);
   return frags;
 }
-const counted = (frags: FragArray) => ({ conversions: 1, conversionBytes: 16 * frags.count, allocations: 1 });
+const counted = (frags: FragArray) => ({ conversions: 1, conversionBytes: 16 * frags.count, allocations: 2 * Math.ceil(frags.count / 17) });
 const brokenFrags: Record<string, Ref> = {
   dropsAFragment: { ...ref, toFrags: (d) => ({ frags: fragsOf(d.entries, 1), cost: counted(fragsOf(d.entries, 1)) }) },
   fakeView: { ...ref, capabilities: { ...ref.capabilities, fragView: true } },

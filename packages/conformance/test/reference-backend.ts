@@ -5,7 +5,7 @@
 
 import {
   AddressSpace, DmaMapping, dmaMapSegments, dmaUnmapSegments, FOLL_LONGTERM, FOLL_WRITE, FragArray, checkInt, fail, kmallocSize, PAGE_SIZE,
-  PhysicalMemory, pinUserPagesFast, SKB_FRAG_SIZE, unpinUserPages, unpinUserPagesDirtyLock,
+  fragConversionCost, PhysicalMemory, pinUserPagesFast, unpinUserPages, unpinUserPagesDirtyLock,
 } from '@iodesc/core';
 import type {
   Device, DmaDirection, DescriptorBackend, Footprint, FromPagesOptions, GetUserOptions, IoDescriptor, PutUserOptions, Segment, ToFragsResult,
@@ -129,6 +129,6 @@ export const referenceBackend: DescriptorBackend<ReferenceDescriptor> = {
     if (!(desc instanceof ReferenceDescriptor)) fail('EINVAL', 'desc is not a reference descriptor');
     const frags = new FragArray(desc.entries.length);
     for (const e of desc.entries) frags.push(e.pfn, e.offset, e.length);
-    return { frags, cost: { conversions: 1, conversionBytes: frags.count * SKB_FRAG_SIZE, allocations: 1 } };
+    return { frags, cost: fragConversionCost(frags.count) };
   },
 };

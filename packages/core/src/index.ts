@@ -63,7 +63,7 @@ export { UserIter, zerocopyFillSkbFromIter, zerocopySgFromIter, MAX_RW_COUNT } f
 export { skbSegment, SKB_GSO_DODGY, SKB_GSO_PARTIAL } from './net/gso.js';
 export { skbToSgvec, SKB_TO_SGVEC_MAX_RECURSION } from './net/sgvec.js';
 export { Nic } from './net/nic.js';
-export { fragsFromSegments, skbsFromFrags } from './net/convert.js';
+export { fragConversionCost, fragsFromSegments, skbsFromFrags } from './net/convert.js';
 
 export type { Errno } from './errors.js';
 export type { PhysicalMemoryOptions, MemoryStats } from './mm/memory.js';

@@ -2,12 +2,25 @@
 // entries (counted as a conversion), and spreading fragments over buffers of MAX_SKB_FRAGS.
 
 import { PAGE_SIZE } from '../constants.js';
-import { checkOptions, fail } from '../errors.js';
+import { checkInt, checkOptions, fail } from '../errors.js';
 import type { Segment } from '../descriptor/types.js';
 import { checkMemory, type PhysicalMemory } from '../mm/memory.js';
 import { FRAG_FIELD_MAX, FRAG_REF_NONE, FragArray, SKB_FRAG_SIZE } from './frag.js';
 import { MAX_SKB_FRAGS, MAX_SKB_FRAGS_MAX, MAX_SKB_FRAGS_MIN, SkBuff } from './skbuff.js';
+import { NETMEM_MAX_INDEX } from './netmem.js';
 import type { ConversionCost } from './types.js';
+
+/**
+ * What re-describing memory as `n` fragments costs the kernel: one conversion, `SKB_FRAG_SIZE`
+ * bytes written per fragment, and the allocations of the network buffers whose shared info
+ * holds them: ⌈n / MAX_SKB_FRAGS⌉ buffers, each an `sk_buff` and a head with its shared info
+ * (2 allocations, as `SkBuff.footprint` counts). `fragConversionCost(0)` is all zero.
+ */
+export function fragConversionCost(n: number): ConversionCost {
+  checkInt('n', n, 0);
+  if (n === 0) return { conversions: 0, conversionBytes: 0, allocations: 0 };
+  return { conversions: 1, conversionBytes: n * SKB_FRAG_SIZE, allocations: 2 * Math.ceil(n / MAX_SKB_FRAGS) };
+}
 
 /** Options of `fragsFromSegments`. */
 export interface FragsFromSegmentsOptions {
@@ -20,8 +33,9 @@ export interface FragsFromSegmentsOptions {
  * pages is cut wherever a folio ends (at every page end without `memory`), since a fragment
  * names one page, or pages of one compound page, and networking merges no others. Each
  * fragment names the page holding its first byte, with an offset below PAGE_SIZE, and holds
- * no reference (the descriptor keeps its pins). Cost: O(fragments); counted as one
- * conversion, `SKB_FRAG_SIZE` bytes per fragment written, one allocation (the array).
+ * no reference (the descriptor keeps its pins). Cost: O(fragments); counted by
+ * `fragConversionCost`: one conversion, `SKB_FRAG_SIZE` bytes per fragment written, two
+ * allocations per ⌈n / MAX_SKB_FRAGS⌉ buffers that hold them.
  * EINVAL for a segment that is not `{ pfn, offset, length }` of integers.
  */
 export function fragsFromSegments(segments: Iterable<Segment>, opts?: FragsFromSegmentsOptions): { frags: FragArray; cost: ConversionCost } {
@@ -36,6 +50,9 @@ export function fragsFromSegments(segments: Iterable<Segment>, opts?: FragsFromS
     let pfn = s.pfn + Math.floor(s.offset / PAGE_SIZE);
     let off = s.offset % PAGE_SIZE;
     let left = s.length;
+    if (pfn > NETMEM_MAX_INDEX || pfn + Math.ceil((off + left) / PAGE_SIZE) > NETMEM_MAX_INDEX) fail('EINVAL', `segment ${JSON.stringify(s)} names a page past ${NETMEM_MAX_INDEX}`);
+    // at most one fragment per page touched: room for them all, then no check per fragment
+    frags.reserve(frags.count + Math.ceil((off + left) / PAGE_SIZE));
     while (left > 0) {
       let room = PAGE_SIZE - off;
       if (mem !== undefined) {
@@ -44,13 +61,13 @@ export function fragsFromSegments(segments: Iterable<Segment>, opts?: FragsFromS
         room = (head + mem.folioNrPages(head) - pfn) * PAGE_SIZE - off;
       }
       const n = Math.min(left, room, FRAG_FIELD_MAX - (FRAG_FIELD_MAX % PAGE_SIZE));
-      frags.push(pfn, off, n, FRAG_REF_NONE);
+      frags.pushUnchecked(pfn * 2, off, n, FRAG_REF_NONE);
       left -= n;
       pfn += Math.floor((off + n) / PAGE_SIZE);
       off = (off + n) % PAGE_SIZE;
     }
   }
-  return { frags, cost: { conversions: 1, conversionBytes: frags.count * SKB_FRAG_SIZE, allocations: 1 } };
+  return { frags, cost: fragConversionCost(frags.count) };
 }
 
 /** Options of `skbsFromFrags`. */

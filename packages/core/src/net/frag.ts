@@ -103,7 +103,21 @@ export class FragArray {
 
   /** Copies entry `j` of `src` into entry `i` of this array (unchecked). */
   copyEntry(i: number, src: FragArray, j: number): void {
-    this.u32.set(src.u32.subarray(j * FRAG_STRIDE, (j + 1) * FRAG_STRIDE), i * FRAG_STRIDE);
+    const d = this.u32;
+    const s = src.u32;
+    const a = i * FRAG_STRIDE;
+    const b = j * FRAG_STRIDE;
+    d[a + FRAG_NETMEM] = s[b + FRAG_NETMEM]!;
+    d[a + FRAG_REF] = s[b + FRAG_REF]!;
+    d[a + FRAG_LEN] = s[b + FRAG_LEN]!;
+    d[a + FRAG_OFF] = s[b + FRAG_OFF]!;
+  }
+
+  /** Appends an entry without checks (the caller validated every field); returns its index. */
+  pushUnchecked(netmem: NetmemRef, offset: number, length: number, ref: number): number {
+    if (this.count === this.capacity) this.reserve(this.count + 1);
+    this.setUnchecked(this.count, netmem, offset, length, ref);
+    return this.count++;
   }
 
   /** The netmem_ref of entry `i` (unchecked). */

@@ -133,16 +133,19 @@ export class Nic extends Device {
       } else {
         this.mapFrags(skb, maps);
       }
+      let total = 0;
+      for (const m of maps) for (let s = 0; s < m.count; s++) total += m.dmaLength(s);
+      if (total !== skb.len) fail('EINVAL', `skb #${skb.id}: ${total} bytes mapped, len is ${skb.len}`);
+      // the frame is the wire's to keep; the DMA engine reads each segment straight into it
       const frame = new Uint8Array(skb.len);
       let at = 0;
       for (const m of maps) {
         for (let s = 0; s < m.count; s++) {
-          const bytes = this.dmaRead(m.dmaAddress(s), m.dmaLength(s));
-          frame.set(bytes, at);
-          at += bytes.length;
+          const n = m.dmaLength(s);
+          this.dmaReadInto(m.dmaAddress(s), frame, at, n);
+          at += n;
         }
       }
-      if (at !== skb.len) fail('EINVAL', `skb #${skb.id}: ${at} bytes mapped, len is ${skb.len}`);
       this.wire!.send(frame);
       this.stats.txPackets++;
       this.stats.txBytes += frame.length;
@@ -153,20 +156,29 @@ export class Nic extends Device {
 
   // dma_map_single() of the linear part, skb_frag_dma_map() of each fragment, then the same for
   // each frag_list member (a NIC with NETIF_F_FRAGLIST).
+  // One-entry lists reused for every mapping (dmaMapSegments copies what it keeps).
+  readonly #phys1 = new Float64Array(1);
+  readonly #lens1 = new Float64Array(1);
+
   private mapFrags(skb: SkBuff, maps: DmaMapping[]): void {
-    if (skb.headlen > 0) maps.push(this.map(Float64Array.of(skb.dataPhys), Float64Array.of(skb.headlen), 1));
+    if (skb.headlen > 0) maps.push(this.mapOne(skb.dataPhys, skb.headlen));
     const arr = skb.fragArray;
     for (let k = 0; k < skb.nrFrags; k++) {
       const j = skb.fragBase + k;
       if (arr.length(j) === 0) continue;
-      const phys = arr.pfn(j) * PAGE_SIZE + arr.offset(j);
-      maps.push(this.map(Float64Array.of(phys), Float64Array.of(arr.length(j)), 1));
+      maps.push(this.mapOne(arr.pfn(j) * PAGE_SIZE + arr.offset(j), arr.length(j)));
     }
     for (let m = skb.fragList; m !== null; m = m.next) this.mapFrags(m, maps);
   }
 
-  private map(phys: Float64Array, lens: Float64Array, count: number): DmaMapping {
-    const m = dmaMapSegments(this, phys, lens, count, 'to-device', { owner: `${this.name} tx` });
+  private mapOne(phys: number, len: number, dir: 'to-device' | 'from-device' = 'to-device'): DmaMapping {
+    this.#phys1[0] = phys;
+    this.#lens1[0] = len;
+    return this.map(this.#phys1, this.#lens1, 1, dir);
+  }
+
+  private map(phys: Float64Array, lens: Float64Array, count: number, dir: 'to-device' | 'from-device' = 'to-device'): DmaMapping {
+    const m = dmaMapSegments(this, phys, lens, count, dir, { owner: `${this.name} ${dir === 'to-device' ? 'tx' : 'rx'}` });
     this.stats.mappings++;
     return m;
   }
@@ -201,12 +213,11 @@ export class Nic extends Device {
         if (pfn < 0) fail('ENOMEM', `${this.name}: no page for receive buffer ${k}`);
         let m: DmaMapping;
         try {
-          m = dmaMapSegments(this, Float64Array.of(pfn * PAGE_SIZE), Float64Array.of(PAGE_SIZE), 1, 'from-device', { owner: `${this.name} rx` });
+          m = this.mapOne(pfn * PAGE_SIZE, PAGE_SIZE, 'from-device');
         } catch (e) {
           mem.folioPutRefs(pfn, 1);
           throw e;
         }
-        this.stats.mappings++;
         try {
           this.dmaWrite(m.dmaAddress(0), frame.subarray(at, at + n));
         } finally {

@@ -33,7 +33,9 @@ export interface SkbToSgvecOptions {
  * (`skb_to_sgvec`): one for the linear part (`sg_set_buf`), one per fragment touched
  * (`sg_set_page(skb_frag_page(frag), copy, skb_frag_off(frag) + …)`: a fragment of a large
  * folio stays one entry), then the frag_list members the same way. Entries are never merged:
- * that is the DMA layer's business. EINVAL for a buffer without memory or a net_iov fragment
+ * that is the DMA layer's business. A `length` of 0 gives, as in the kernel, one zero-length
+ * entry at `offset` when bytes follow it (none at the end of the buffer); `dmaMapSegments`
+ * refuses such an entry. EINVAL for a buffer without memory or a net_iov fragment
  * (`skb_frag_page` has no page to give), EMSGSIZE past `maxEntries` or 24 levels of frag_list.
  * Cost: O(entries).
  */
@@ -68,7 +70,6 @@ function push(out: SkbSgvec, phys: number, len: number, maxEntries: number): voi
 // __skb_to_sgvec(): offsets count from the buffer's data.
 function toSgvec(skb: SkBuff, offset: number, len: number, level: number, out: SkbSgvec, maxEntries: number): void {
   if (level >= SKB_TO_SGVEC_MAX_RECURSION) fail('EMSGSIZE', `frag_list nested ${level} deep`);
-  if (len === 0) return;
   let start = skb.headlen;
   let copy = start - offset;
   if (copy > 0) {

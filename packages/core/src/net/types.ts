@@ -7,7 +7,11 @@ export interface ConversionCost {
   conversions: number;
   /** Bytes of descriptor entries written to re-describe it (`SKB_FRAG_SIZE` per fragment). */
   conversionBytes: number;
-  /** Allocations the kernel would make for it. */
+  /**
+   * Allocations the kernel would make to hold the result: fragments live in a network buffer's
+   * shared info, so ⌈fragments / MAX_SKB_FRAGS⌉ buffers, each an `sk_buff` and a head (2
+   * allocations each, as `SkBuff.footprint` counts them); 0 for a view (`fragConversionCost`).
+   */
   allocations: number;
 }
 
