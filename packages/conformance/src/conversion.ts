@@ -65,8 +65,11 @@ export function checkConversionCost(backend: DescriptorBackend, frags: FragArray
 
 /**
  * Spreads `frags` over buffers of `maxFrags` (`skbsFromFrags`) and checks the spill: ⌈count /
- * maxFrags⌉ buffers, none over `maxFrags`, together naming `expected` in order with `total`
- * bytes; then frees them, which must leave every count as it was.
+ * maxFrags⌉ buffers, none over `maxFrags`, each a view of the backend's array, together naming
+ * `expected` in order with `total` bytes; then frees them, which must leave every count as it
+ * was. This checks core's spreading on the backend's fragments (a sanity check); the backend's
+ * own output is checked by `checkFragsWellFormed` (no empty fragment, none leaving its folio)
+ * and by comparing its pieces with the descriptor's exact bytes (`checkToFragsCase`).
  */
 export function checkSpill(memory: PhysicalMemory, frags: FragArray, maxFrags: number, expected: PagePiece[], total: number): void {
   const before = snapshotCounts(memory);
@@ -78,6 +81,7 @@ export function checkSpill(memory: PhysicalMemory, frags: FragArray, maxFrags: n
     const all: Frag[] = [];
     for (const skb of skbs) {
       if (skb.nrFrags > maxFrags) failCheck(`a buffer holds ${skb.nrFrags} fragments, over MAX_SKB_FRAGS ${maxFrags}`);
+      if (skb.fragArray !== frags) failCheck(`buffer #${skb.id} copied the fragments instead of viewing the backend's array`);
       bytes += skb.len;
       all.push(...skb.frags());
     }

@@ -151,6 +151,15 @@ const brokenFrags: Record<string, Ref> = {
   dropsAFragment: { ...ref, toFrags: (d) => ({ frags: fragsOf(d.entries, 1), cost: counted(fragsOf(d.entries, 1)) }) },
   fakeView: { ...ref, capabilities: { ...ref.capabilities, fragView: true } },
   countsNothing: { ...ref, toFrags: (d) => ({ frags: fragsOf(d.entries), cost: { conversions: 0, conversionBytes: 0, allocations: 0 } }) },
+  emptyFragment: {
+    ...ref,
+    toFrags: (d) => {
+      const frags = fragsOf(d.entries);
+      frags.push(d.entries[0]!.pfn, 0, 0);
+      return { frags, cost: counted(frags) };
+    },
+  },
+  noAllocations: { ...ref, toFrags: (d) => ({ frags: fragsOf(d.entries), cost: { ...counted(fragsOf(d.entries)), allocations: 0 } }) },
   takesAReference: {
     ...ref,
     toFrags: (d) => {
@@ -168,6 +177,8 @@ describe('the conversion checks catch a broken toFrags', () => {
     ['the fragments drop an entry of user memory', getUserCase(), checkToFragsUserCase, brokenFrags.dropsAFragment!, /fragments of user memory differ/],
     ['a view claims conversion', fromPagesCase(), checkToFragsCase, brokenFrags.fakeView!, /promises a view/],
     ['a conversion is not counted', fromPagesCase(), checkToFragsCase, brokenFrags.countsNothing!, /counted 0 conversions/],
+    ['the backend emits an empty fragment', fromPagesCase(), checkToFragsCase, brokenFrags.emptyFragment!, /fragment \d+ is empty/],
+    ['the buffers holding the fragments are not counted', fromPagesCase(), checkToFragsCase, brokenFrags.noAllocations!, /counted 0 allocations/],
     ['toFrags takes a page reference', fromPagesCase(), checkToFragsCase, brokenFrags.takesAReference!, /after toFrags \(a conversion takes no reference\): refcount/],
   ] as Array<[string, fc.Arbitrary<any>, (b: DescriptorBackend, c: any) => void, Ref, RegExp]>)(
     'fails when %s',

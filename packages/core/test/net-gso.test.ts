@@ -95,6 +95,15 @@ describe('skbSegment', () => {
       const segs = skbSegment(skb, { mss: skb.gsoSize, sg: !t.noSg, partial: t.partial === true });
       expect(segs.map((s) => s.len)).toEqual(t.segs.map((n) => HDR.length + n));
       segs.forEach((s, i) => expect(s.next).toBe(segs[i + 1] ?? null));
+      // "segs have skb->data pointing to the mac header", the network header sizeof(hdr) on;
+      // the last segment (net_test.c finds it through segs->prev) ends the next chain
+      for (const s of segs) {
+        expect([s.macHeader, s.macHeaderLen]).toEqual([s.dataOff, 0]);
+        expect(s.networkHeader - s.dataOff).toBe(HDR.length);
+      }
+      let tail = segs[0]!;
+      while (tail.next !== null) tail = tail.next;
+      expect(tail).toBe(segs.at(-1));
       if (memory !== undefined) {
         // the header was copied to every segment, and the payloads concatenate to the original
         for (const s of segs) expect(skbReadHead(s, 0, HDR.length)).toEqual(HDR);
