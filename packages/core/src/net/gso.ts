@@ -45,12 +45,21 @@ function bug(what: string): never {
  * through `next`; `skb` is left as it was (its caller still frees it). With `opts.hdrLen` the
  * headers are the first bytes of the linear data instead.
  *
+ * Segments start at their MAC header (`data` there, `networkHeader` as far on as in `skb`)
+ * and carry `gso_type` 0 (a cloned frag_list member keeps its own), except the GSO buffers of a split (NETIF_F_GSO_PARTIAL, or a
+ * frag_list of equal members): those get `gsoSize`, `gsoSegs` and `skb.gsoType` with
+ * SKB_GSO_DODGY cleared, plus SKB_GSO_PARTIAL only with `partial`. A SKB_GSO_DODGY buffer
+ * whose MSS is not its linear length and whose frag_list has a member with a kmalloc'd linear
+ * part (`headFrag` false) is segmented without SG, as the kernel turns NETIF_F_SG off.
+ *
  * Cost: O(segments + fragments); one head allocation per segment. Release each segment with
  * `kfreeSkb`/`consumeSkb`. Throws EINVAL for an MSS of 0 or above 65535, `GSO_BY_FRAGS`
  * without a frag_list, `len`/`dataLen` that disagree with the fragments, a buffer longer than
  * `GSO_MAX_SIZE` or cut into more than `GSO_MAX_SEGS` segments, more fragments in a segment
  * than `maxFrags` ("too many frags"), and the layouts the kernel BUG()s on; ENOMEM when a head
- * cannot be allocated. Every segment made is freed before it throws.
+ * cannot be allocated, or when GSO_BY_FRAGS without SG would copy past `len` (the kernel's
+ * `skb_copy_bits` fails and `skb_segment` returns its initial -ENOMEM). Every segment made is
+ * freed before it throws.
  */
 export function skbSegment(skb: SkBuff, opts?: SkbSegmentOptions): SkBuff[] {
   checkSkb(skb);

@@ -53,7 +53,9 @@ export function skbSharedInfoSize(maxFrags: number): number {
 
 /**
  * A zero-copy completion a buffer points at (`skb_shinfo(skb)->destructor_arg`, a `ubuf_info`):
- * every buffer holding it holds one reference, dropped when the buffer is freed.
+ * every buffer holding it holds one reference, dropped when the buffer is freed. Pages a
+ * completion manages (`SKBFL_MANAGED_FRAG_REFS`) are entries recording `FRAG_REF_NONE`: each
+ * entry says what it holds, so there is no per-buffer flag to downgrade.
  */
 export interface ZcopyRef {
   /** Takes a reference (`net_zcopy_get`). */
@@ -89,7 +91,11 @@ export interface SkBuffOptions {
   hdrLen?: number;
   /** Room after the linear data for `skbPut` (default 0). */
   tailroom?: number;
-  /** Make the fragments a window of another FragArray (a view: no entry is copied or referenced). */
+  /**
+   * Make the fragments a window of another FragArray (a view: no entry is copied or referenced).
+   * A view's entries are read-only: calls that would write one (`skbFillPageDesc`,
+   * `skbAppendPagefrags`, a `pskbTrim` cutting inside a fragment) are EINVAL.
+   */
   frags?: FragWindow;
   /**
    * The head is a page fragment (`head_frag`, as `build_skb` makes it; default true), with or
@@ -323,7 +329,8 @@ function checkPageFrag(skb: SkBuff, pfn: number, offset: number, size: number): 
  * buffer takes no reference: in a buffer with memory the fragment now owns one page reference
  * the caller held, dropped when the buffer is freed (an entry overwritten passes its own to
  * nobody, as in the kernel). EINVAL for `i` outside [0, fragCapacity), a freed page, a field
- * past `unsigned int`, or bytes running past the page's folio. Cost: O(1).
+ * past `unsigned int`, bytes running past the page's folio, or a view (`skbsFromFrags`: its
+ * entries are the viewed array's, so they are never written). Cost: O(1).
  */
 export function skbFillPageDesc(skb: SkBuff, i: number, pfn: number, offset: number, size: number): void {
   checkSkb(skb);
