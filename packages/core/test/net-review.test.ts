@@ -4,8 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   consumeSkb, folioRefCount, fragConversionCost, fragsFromSegments, GSO_BY_FRAGS, kfreeSkb, kfreeSkbList, leakReport, msgZerocopyAlloc,
-  msgZerocopyRealloc, netZcopyPut, Nic, PAGE_SIZE, PhysicalMemory, PMD_SIZE, pskbTrim, sendmsgZerocopy, SKB_GSO_DODGY, SKB_GSO_PARTIAL,
-  SkBuff, skbAppendPagefrags, skbFillPageDesc, skbSegment, skbsFromFrags, skbToSgvec, skbWriteHead, TCP_SIZE_GOAL, ZerocopySocket,
+  msgZerocopyRealloc, netZcopyPut, NetIovArea, Nic, PAGE_SIZE, PhysicalMemory, PMD_SIZE, pskbTrim, sendmsgZerocopy, SKB_GSO_DODGY, SKB_GSO_PARTIAL,
+  SkBuff, skbAppendPagefrags, skbFillNetmemDesc, skbFillPageDesc, skbSegment, skbsFromFrags, skbToSgvec, skbWriteHead, TCP_SIZE_GOAL, ZerocopySocket,
 } from '../src/index.js';
 import { expectCode, MiB, pattern, setup } from './helpers.js';
 
@@ -169,6 +169,17 @@ describe('skbSegment', () => {
       kfreeSkb(skb);
       if (memory !== undefined) expect(leakReport(memory)).toEqual([]);
     }
+  });
+
+  it('fails with ENOMEM when copying without SG would read a net_iov (skb_copy_bits fails)', () => {
+    const memory = new PhysicalMemory({ bytes: 16 * MiB });
+    const skb = new SkBuff({ memory, hdrLen: 9, headLen: 100 });
+    skbFillNetmemDesc(skb, 0, new NetIovArea(1).netmem(0), 0, 1000);
+    skb.len += 1000;
+    skb.dataLen += 1000;
+    expectCode(() => skbSegment(skb, { mss: 500, sg: false }), 'ENOMEM');
+    kfreeSkb(skb);
+    expect(leakReport(memory)).toEqual([]);
   });
 
   it('segments a lengths-only buffer as one with memory: heads are page fragments by default (build_skb)', () => {

@@ -2,10 +2,10 @@
 // becomes MSS-sized ones that share its page fragments by reference, copy its linear bytes and
 // its headers, and walk its frag_list, including GSO_BY_FRAGS (net/core/net_test.c's cases).
 
-import { checkBool, checkInt, checkOptions, fail } from '../errors.js';
+import { checkBool, checkInt, checkOptions, fail, IodescError } from '../errors.js';
 import type { PhysicalMemory } from '../mm/memory.js';
 import { FRAG_LEN, FRAG_OFF, FRAG_REF, FRAG_REF_NONE, FRAG_STRIDE } from './frag.js';
-import { skbCopyBits, skbPut } from './skb-data.js';
+import { skbCopyBitsInto, skbPut } from './skb-data.js';
 import { fragRef, kfreeSkbList, pskbTrim } from './skb-free.js';
 import { checkSkb, fragBytes, fragListBytes, GSO_BY_FRAGS, GSO_MAX_SEGS, GSO_MAX_SIZE, SkBuff } from './skbuff.js';
 
@@ -58,7 +58,8 @@ function bug(what: string): never {
  * `GSO_MAX_SIZE` or cut into more than `GSO_MAX_SEGS` segments, more fragments in a segment
  * than `maxFrags` ("too many frags"), and the layouts the kernel BUG()s on; ENOMEM when a head
  * cannot be allocated, or when GSO_BY_FRAGS without SG would copy past `len` (the kernel's
- * `skb_copy_bits` fails and `skb_segment` returns its initial -ENOMEM). Every segment made is
+ * `skb_copy_bits` fails and `skb_segment` returns its initial -ENOMEM), as when it would copy
+ * a net_iov's unreadable bytes. Every segment made is
  * freed before it throws.
  */
 export function skbSegment(skb: SkBuff, opts?: SkbSegmentOptions): SkBuff[] {
@@ -178,7 +179,17 @@ function segment(skb: SkBuff, o: Partial<SkbSegmentOptions>): SkBuff[] {
         // skb_copy_bits() past the end fails, and skb_segment returns err's first value
         if (offset + segLen > hLen) fail('ENOMEM', `skb_segment: a ${segLen}-byte segment at ${offset - doffset} runs past len ${skb.len} (skb_copy_bits fails)`);
         const at = skbPut(nskb, segLen);
-        if (mem !== null) mem.copyToPhys(nskb.dataPhys + at, skbCopyBits(skb, offset - doffset, segLen), 0, segLen);
+        if (mem !== null) {
+          const buf = scratchOf(segLen);
+          try {
+            skbCopyBitsInto(skb, offset - doffset, segLen, buf, 0);
+          } catch (e) {
+            // an unreadable (net_iov) fragment: skb_copy_bits fails, skb_segment returns -ENOMEM
+            if (e instanceof IodescError && e.code === 'EFAULT') fail('ENOMEM', `skb_segment: ${e.message}`);
+            throw e;
+          }
+          mem.copyToPhys(nskb.dataPhys + at, buf, 0, segLen);
+        }
         continue;
       }
       const at = skbPut(nskb, hsize);
@@ -320,10 +331,15 @@ function zerocopyClone(nskb: SkBuff, orig: SkBuff): void {
 // One bounce buffer for every copy, grown by doubling: no allocation per segment.
 let scratch = new Uint8Array(4096);
 
-function copyPhys(mem: PhysicalMemory, from: number, to: number, n: number): void {
+function scratchOf(n: number): Uint8Array {
   if (scratch.length < n) scratch = new Uint8Array(2 ** Math.ceil(Math.log2(n)));
-  mem.copyFromPhys(from, scratch, 0, n);
-  mem.copyToPhys(to, scratch, 0, n);
+  return scratch;
+}
+
+function copyPhys(mem: PhysicalMemory, from: number, to: number, n: number): void {
+  const buf = scratchOf(n);
+  mem.copyFromPhys(from, buf, 0, n);
+  mem.copyToPhys(to, buf, 0, n);
 }
 
 function link(segs: SkBuff[]): SkBuff | null {

@@ -84,6 +84,14 @@ export function skbCopyBits(skb: SkBuff, offset: number, length: number): Uint8A
   return out;
 }
 
+/**
+ * @internal `skbCopyBits` into `out` at `at`, for a caller that checked the buffer has memory and
+ * `offset + length` ≤ `len`, and that `out` has room (no allocation).
+ */
+export function skbCopyBitsInto(skb: SkBuff, offset: number, length: number, out: Uint8Array, at: number): void {
+  walkBytes(skb, offset, length, (phys, pos, n) => skb.memory!.copyFromPhys(phys, out, at + pos, n));
+}
+
 /** Writes `bytes` at `offset` of the buffer's data, across head, fragments and frag_list (`skb_store_bits`). Fails as `skbCopyBits`. */
 export function skbStoreBits(skb: SkBuff, offset: number, bytes: Uint8Array): void {
   checkSkb(skb);

@@ -10,7 +10,7 @@ import type { PhysicalMemory } from '../mm/memory.js';
 import { checkMm, type AddressSpace } from '../mm/mm.js';
 import { MAX_RW_COUNT, UserIter, zerocopySgFromIter, type ZerocopyOptions } from './datagram.js';
 import { kfreeSkb, pskbTrim } from './skb-free.js';
-import { checkSkb, GSO_MAX_SIZE, MAX_SKB_FRAGS, SkBuff, type ZcopyRef } from './skbuff.js';
+import { checkSkb, GSO_MAX_SIZE, MAX_SKB_FRAGS, MAX_SKB_FRAGS_MAX, MAX_SKB_FRAGS_MIN, SkBuff, type ZcopyRef } from './skbuff.js';
 
 /** `ee_origin` of a zero-copy notification (`SO_EE_ORIGIN_ZEROCOPY`). */
 export const SO_EE_ORIGIN_ZEROCOPY = 5;
@@ -300,7 +300,7 @@ export function sendmsgZerocopy(sk: ZerocopySocket, addr: number, size: number, 
   const o = checkOptions('sendmsgZerocopy options', opts);
   checkInt('size', size, 1, MAX_RW_COUNT);
   const sizeGoal = o.sizeGoal === undefined ? TCP_SIZE_GOAL : checkInt('sizeGoal', o.sizeGoal, 1, GSO_MAX_SIZE);
-  const maxFrags = o.maxFrags ?? MAX_SKB_FRAGS;
+  const maxFrags = o.maxFrags === undefined ? MAX_SKB_FRAGS : checkInt('maxFrags', o.maxFrags, MAX_SKB_FRAGS_MIN, MAX_SKB_FRAGS_MAX);
   const iter = new UserIter(sk.mm, addr, size);
   const uarg = msgZerocopyRealloc(sk, size, o.uarg ?? null);
   const skbs: SkBuff[] = [];
