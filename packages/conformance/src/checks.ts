@@ -1,8 +1,8 @@
 // The plain checks behind every conformance group: each throws a ConformanceError naming what
 // differs, so the groups, a backend's own tests and model-based tests can all call them directly.
 
-import { IodescError, leakReport, PAGE_SIZE } from '@iodesc/core';
-import type { AddressSpace, BackendCapabilities, Errno, FragArray, IoDescriptor, PhysicalMemory, Segment } from '@iodesc/core';
+import { FragArray, IodescError, leakReport, PAGE_SIZE } from '@iodesc/core';
+import type { AddressSpace, BackendCapabilities, Errno, Frag, IoDescriptor, PhysicalMemory, Segment } from '@iodesc/core';
 
 /** A check found a backend breaking the descriptor contract. */
 export class ConformanceError extends Error {
@@ -87,10 +87,14 @@ export function piecesOfUserRange(mm: AddressSpace, addr: number, length: number
   return out;
 }
 
-/** The bytes a fragment array describes (a fragment's offset may run past its first page). */
-export function piecesOfFrags(frags: FragArray): PagePiece[] {
+/**
+ * The bytes fragments describe, from a FragArray or a list of `Frag`s (`skb.frags()`): a
+ * fragment's offset may run past its first page (a large folio's head and an offset from it).
+ */
+export function piecesOfFrags(frags: FragArray | Iterable<Frag>): PagePiece[] {
   const out: PagePiece[] = [];
-  for (let i = 0; i < frags.count; i++) pushRun(out, frags.pfn(i), frags.offset(i), frags.length(i));
+  if (frags instanceof FragArray) for (let i = 0; i < frags.count; i++) pushRun(out, frags.pfn(i), frags.offset(i), frags.length(i));
+  else for (const f of frags) pushRun(out, f.pfn, f.offset, f.length);
   return out;
 }
 

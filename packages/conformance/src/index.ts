@@ -11,7 +11,7 @@ import { leakTests } from './leak.js';
 import { lifecycleTests } from './lifecycle.js';
 import { pinningTests } from './pinning.js';
 import { thpTests } from './thp.js';
-import { toFragsTests } from './to-frags.js';
+import { conversionTests } from './conversion.js';
 import { unwindTests } from './unwind.js';
 
 /**
@@ -30,7 +30,7 @@ export function conformance(backendFactory: BackendFactory, options?: Conformanc
     leakTests(backendFactory, options);
     thpTests(backendFactory, options);
     lifecycleTests(backendFactory, options);
-    toFragsTests(backendFactory, options);
+    conversionTests(backendFactory, options);
     dmaTests(backendFactory, options);
   });
 }
@@ -43,7 +43,9 @@ export { unwindTests, checkInjectedFaultCase, checkAllocFailureCase, checkOutOfM
 export { leakTests, checkOwnerCase, ownerCase } from './leak.js';
 export { thpTests, checkThpCase, thpCase } from './thp.js';
 export { lifecycleTests, checkLifecycle, lifecycleCommands } from './lifecycle.js';
-export { toFragsTests, checkToFragsCase } from './to-frags.js';
+export {
+  conversionTests, toFragsTests, checkToFragsCase, checkToFragsUserCase, checkFragsWellFormed, checkConversionCost, checkSpill, SPILL_MAX_FRAGS,
+} from './conversion.js';
 export { dmaTests, dmaCase, checkDmaWriteCase, checkDmaReadCase, dmaResources } from './dma.js';
 export { deviceSpec, makeDevice } from './devices.js';
 export {

@@ -3,11 +3,11 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { getUserPages, putPage, PAGE_SIZE } from '@iodesc/core';
-import type { DescriptorBackend, FragArray } from '@iodesc/core';
+import { fail, FragArray, fragsFromSegments, getUserPages, PAGE_SIZE, PhysicalMemory, putPage } from '@iodesc/core';
+import type { DescriptorBackend } from '@iodesc/core';
 import {
-  checkDirtyCase, checkFromPagesCase, checkGetUserCase, checkInjectedFaultCase, checkOutOfMemoryCase, checkOwnerCase, checkRunOffCase,
-  checkThpCase, checkToFragsCase, dirtyCase, fromPagesCase, getUserCase, injectCase, ownerCase, thpCase, toFragsTests,
+  capabilityTests, checkDirtyCase, checkFragsWellFormed, checkFromPagesCase, checkGetUserCase, checkInjectedFaultCase, checkOutOfMemoryCase, checkOwnerCase, checkRunOffCase,
+  checkThpCase, checkToFragsCase, checkToFragsUserCase, dirtyCase, fromPagesCase, getUserCase, injectCase, ownerCase, thpCase,
 } from '../src/index.js';
 import { ReferenceDescriptor, referenceBackend } from './reference-backend.js';
 
@@ -96,12 +96,14 @@ const broken: Record<string, Ref> = {
   },
 };
 
-// A correct multi-page variant: the checks must accept entries spanning contiguous pages.
+// A correct multi-page variant: the checks must accept entries spanning contiguous pages, and
+// fragments cut where folios end.
 const merging: Ref = {
   ...ref,
   capabilities: { ...ref.capabilities, multiPage: true },
   fromPages: (m, p, o, l, opts) => mergeContiguous(ref.fromPages(m, p, o, l, opts), opts?.maxSegmentSize),
   getUser: (...a) => mergeContiguous(ref.getUser(...a)),
+  toFrags: (d) => fragsFromSegments(d.segments(), { memory: d.memory }),
 };
 
 describe('the checks catch a broken backend', () => {
@@ -110,6 +112,8 @@ describe('the checks catch a broken backend', () => {
       expect(failureOf(fromPagesCase(), checkFromPagesCase, b)).toBe('');
       expect(failureOf(getUserCase(), checkGetUserCase, b)).toBe('');
       expect(failureOf(thpCase(), checkThpCase, b)).toBe('');
+      expect(failureOf(fromPagesCase(), checkToFragsCase, b)).toBe('');
+      expect(failureOf(getUserCase(), checkToFragsUserCase, b)).toBe('');
     }
   });
 
@@ -136,25 +140,74 @@ describe('the checks catch a broken backend', () => {
   );
 });
 
-// The reference with fragments added: exercises the toFrags group, which the reference skips.
-function fragsOf(d: ReferenceDescriptor, drop: number): FragArray {
-  const e = d.entries.slice(0, d.entries.length - drop);
-  return { count: e.length, pfn: (i) => e[i]!.pfn, offset: (i) => e[i]!.offset, length: (i) => e[i]!.length };
+// Fragments as the reference makes them, less the last `drop` entries, or built from other entries.
+function fragsOf(entries: Array<{ pfn: number; offset: number; length: number }>, drop = 0): FragArray {
+  const frags = new FragArray();
+  for (const e of entries.slice(0, entries.length - drop)) frags.push(e.pfn, e.offset, e.length);
+  return frags;
 }
-const withFrags: Ref = {
-  ...ref,
-  name: 'reference-frags',
-  capabilities: { ...ref.capabilities, toFrags: true },
-  toFrags: (d) => ({ frags: fragsOf(d, 0), cost: { conversionBytes: 16 * d.nrSegments, allocations: 1 } }),
+const counted = (frags: FragArray) => ({ conversions: 1, conversionBytes: 16 * frags.count, allocations: 2 * Math.ceil(frags.count / 17) });
+const brokenFrags: Record<string, Ref> = {
+  dropsAFragment: { ...ref, toFrags: (d) => ({ frags: fragsOf(d.entries, 1), cost: counted(fragsOf(d.entries, 1)) }) },
+  fakeView: { ...ref, capabilities: { ...ref.capabilities, fragView: true } },
+  countsNothing: { ...ref, toFrags: (d) => ({ frags: fragsOf(d.entries), cost: { conversions: 0, conversionBytes: 0, allocations: 0 } }) },
+  emptyFragment: {
+    ...ref,
+    toFrags: (d) => {
+      const frags = fragsOf(d.entries);
+      frags.push(d.entries[0]!.pfn, 0, 0);
+      return { frags, cost: counted(frags) };
+    },
+  },
+  noAllocations: { ...ref, toFrags: (d) => ({ frags: fragsOf(d.entries), cost: { ...counted(fragsOf(d.entries)), allocations: 0 } }) },
+  takesAReference: {
+    ...ref,
+    toFrags: (d) => {
+      const r = ref.toFrags(d);
+      const head = d.memory.folioHead(d.entries[0]!.pfn);
+      d.memory.tryRefAdd(head, 1);
+      return r;
+    },
+  },
 };
 
-describe('toFrags group, on the reference with fragments added', () => {
-  toFragsTests(() => withFrags as DescriptorBackend, { numRuns: 10 });
+describe('the conversion checks catch a broken toFrags', () => {
+  it.each([
+    ['the fragments drop an entry', fromPagesCase(), checkToFragsCase, brokenFrags.dropsAFragment!, /toFrags\(\) fragments differ/],
+    ['the fragments drop an entry of user memory', getUserCase(), checkToFragsUserCase, brokenFrags.dropsAFragment!, /fragments of user memory differ/],
+    ['a view claims conversion', fromPagesCase(), checkToFragsCase, brokenFrags.fakeView!, /promises a view/],
+    ['a conversion is not counted', fromPagesCase(), checkToFragsCase, brokenFrags.countsNothing!, /counted 0 conversions/],
+    ['the backend emits an empty fragment', fromPagesCase(), checkToFragsCase, brokenFrags.emptyFragment!, /fragment \d+ is empty/],
+    ['the buffers holding the fragments are not counted', fromPagesCase(), checkToFragsCase, brokenFrags.noAllocations!, /counted 0 allocations/],
+    ['toFrags takes a page reference', fromPagesCase(), checkToFragsCase, brokenFrags.takesAReference!, /after toFrags \(a conversion takes no reference\): refcount/],
+  ] as Array<[string, fc.Arbitrary<any>, (b: DescriptorBackend, c: any) => void, Ref, RegExp]>)(
+    'fails when %s',
+    (_label, arb, check, backend, message) => {
+      const failure = failureOf(arb, check, backend);
+      expect(failure).toMatch(/^ConformanceError: /);
+      expect(failure).toMatch(message);
+    },
+  );
+});
 
-  it('fails when the fragments drop an entry, or a view claims conversion bytes', () => {
-    const dropping: Ref = { ...withFrags, toFrags: (d) => ({ frags: fragsOf(d, 1), cost: { conversionBytes: 0, allocations: 0 } }) };
-    expect(failureOf(fromPagesCase(), checkToFragsCase, dropping)).toMatch(/toFrags\(\) fragments differ/);
-    const fakeView: Ref = { ...withFrags, capabilities: { ...withFrags.capabilities, fragView: true } };
-    expect(failureOf(fromPagesCase(), checkToFragsCase, fakeView)).toMatch(/promises a view/);
+describe('checkFragsWellFormed', () => {
+  it('fails a fragment joining two physically adjacent pages of different folios, as a scatterlist would join them', () => {
+    const memory = new PhysicalMemory({ bytes: 16 * 2 ** 20 });
+    const a = memory.allocFolio(0);
+    const b = memory.allocFolio(0);
+    expect(b).toBe(a + 1);
+    const frags = new FragArray();
+    frags.push(a, 100, 2 * PAGE_SIZE - 100);
+    expect(() => checkFragsWellFormed(memory, frags)).toThrow(/runs past its folio/);
+    const whole = new FragArray();
+    whole.push(a, 100, PAGE_SIZE - 100);
+    whole.push(b, 0, PAGE_SIZE);
+    checkFragsWellFormed(memory, whole);
   });
+});
+
+describe('a backend without toFrags', () => {
+  // the capabilities group then checks the refusal instead of running the conversion group
+  const noFrags: Ref = { ...ref, capabilities: { ...ref.capabilities, toFrags: false }, toFrags: () => fail('EOPNOTSUPP', 'no fragments here') };
+  capabilityTests(() => noFrags as DescriptorBackend);
 });

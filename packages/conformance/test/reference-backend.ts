@@ -1,12 +1,15 @@
 // A deliberately naive DescriptorBackend: a plain array of one segment per page, user memory
 // pinned in batches of 512 pages and unwound on failure as ib_umem_get does
-// (drivers/infiniband/core/umem.c). The yardstick the suite runs itself against.
+// (drivers/infiniband/core/umem.c), converted entry by entry for the network. The yardstick the
+// suite runs itself against.
 
 import {
-  AddressSpace, DmaMapping, dmaMapSegments, dmaUnmapSegments, FOLL_LONGTERM, FOLL_WRITE, checkInt, fail, kmallocSize, PAGE_SIZE, PhysicalMemory, pinUserPagesFast,
-  unpinUserPages, unpinUserPagesDirtyLock,
+  AddressSpace, DmaMapping, dmaMapSegments, dmaUnmapSegments, FOLL_LONGTERM, FOLL_WRITE, FragArray, checkInt, fail, kmallocSize, PAGE_SIZE,
+  fragConversionCost, PhysicalMemory, pinUserPagesFast, unpinUserPages, unpinUserPagesDirtyLock,
 } from '@iodesc/core';
-import type { Device, DmaDirection, DescriptorBackend, Footprint, FromPagesOptions, GetUserOptions, IoDescriptor, PutUserOptions, Segment } from '@iodesc/core';
+import type {
+  Device, DmaDirection, DescriptorBackend, Footprint, FromPagesOptions, GetUserOptions, IoDescriptor, PutUserOptions, Segment, ToFragsResult,
+} from '@iodesc/core';
 
 /** One page of page pointers: what ib_umem_get pins per pin_user_pages_fast call. */
 const PAGES_PER_BATCH = PAGE_SIZE / 8;
@@ -53,7 +56,7 @@ function perPage(pages: Uint32Array, offset: number, length: number): Segment[] 
 /** The reference backend: correct, obvious and slow. */
 export const referenceBackend: DescriptorBackend<ReferenceDescriptor> = {
   name: 'reference',
-  capabilities: { dmaInline: false, chaining: false, multiPage: false, dma: true, toFrags: false, fragView: false },
+  capabilities: { dmaInline: false, chaining: false, multiPage: false, dma: true, toFrags: true, fragView: false },
 
   fromPages(memory: PhysicalMemory, pages: Uint32Array, offset: number, length: number, opts?: FromPagesOptions): ReferenceDescriptor {
     if (!(memory instanceof PhysicalMemory)) fail('EINVAL', 'memory must be a PhysicalMemory');
@@ -120,7 +123,12 @@ export const referenceBackend: DescriptorBackend<ReferenceDescriptor> = {
     if (!(mapping instanceof DmaMapping)) fail('EINVAL', 'mapping must be a DmaMapping');
     dmaUnmapSegments(mapping.device, mapping);
   },
-  toFrags() {
-    return fail('EOPNOTSUPP', 'the reference backend does not convert to fragments');
+  // its entries are not fragments: each per-page segment is written again as an skb_frag_t
+  // (one array allocated), a conversion counted in full
+  toFrags(desc: ReferenceDescriptor): ToFragsResult {
+    if (!(desc instanceof ReferenceDescriptor)) fail('EINVAL', 'desc is not a reference descriptor');
+    const frags = new FragArray(desc.entries.length);
+    for (const e of desc.entries) frags.push(e.pfn, e.offset, e.length);
+    return { frags, cost: fragConversionCost(frags.count) };
   },
 };

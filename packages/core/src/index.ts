@@ -1,5 +1,5 @@
-// @iodesc/core: the machine (memory, address spaces, pinning, accounting) and the descriptor
-// interfaces every backend implements.
+// @iodesc/core: the machine (memory, address spaces, pinning, accounting, DMA, the network side)
+// and the descriptor interfaces every backend implements.
 
 export {
   PAGE_SIZE, PAGE_SHIFT, MAX_PAGE_ORDER, HPAGE_PMD_ORDER, HPAGE_PMD_NR, GUP_PIN_COUNTING_BIAS, TASK_SIZE_MAX,
@@ -40,6 +40,30 @@ export {
   SwiotlbPool, swiotlbInit, swiotlbPool, swiotlbPoolIfAny, IO_TLB_SIZE, IO_TLB_SEGSIZE, IO_TLB_DEFAULT_SIZE,
 } from './dma/swiotlb.js';
 export { registerBackend, getBackend, listBackends, unregisterBackend } from './descriptor/registry.js';
+export {
+  NET_IOV, NETMEM_MAX_INDEX, NetIovArea, netmemIsNetIov, pageToNetmem, netIovToNetmem, netmemToPage, netmemToNetIov,
+} from './net/netmem.js';
+export {
+  FragArray, SKB_FRAG_SIZE, FRAG_STRIDE, FRAG_NETMEM, FRAG_REF, FRAG_LEN, FRAG_OFF, FRAG_REF_NONE, FRAG_REF_PAGE, FRAG_REF_GUP,
+  FRAG_REF_PIN, FRAG_FIELD_MAX, skbFragSize, skbFragOff, skbFragPage, skbFragNetmem, skbFragIsNetIov, skbFragPhys,
+} from './net/frag.js';
+export {
+  SkBuff, MAX_SKB_FRAGS, MAX_SKB_FRAGS_MIN, MAX_SKB_FRAGS_MAX, SMP_CACHE_BYTES, SKB_SHINFO_HEADER, SIZEOF_SK_BUFF, GSO_BY_FRAGS,
+  GSO_MAX_SEGS, GSO_MAX_SIZE, KMALLOC_MAX_SIZE, SKB_LEN_MAX, skbDataAlign, skbSharedInfoSize, skbFillPageDesc,
+  skbFillNetmemDesc, skbAddRxFrag, fragBytes, fragListBytes,
+} from './net/skbuff.js';
+export { skbPush, skbPull, skbPut, skbResetMacHeader, skbResetNetworkHeader, skbWriteHead, skbReadHead, skbCopyBits, skbStoreBits } from './net/skb-data.js';
+export { pskbTrim, kfreeSkb, consumeSkb, kfreeSkbList } from './net/skb-free.js';
+export { skbCanCoalesce, skbCanCoalesceNetmem, skbAppendPagefrags } from './net/coalesce.js';
+export {
+  ZerocopySocket, UbufInfo, msgZerocopyAlloc, msgZerocopyRealloc, netZcopyPut, netZcopyPutAbort, skbZcopySet, skbZerocopyIterStream,
+  sendmsgZerocopy, GSO_LEGACY_MAX_SIZE, MAX_TCP_HEADER, TCP_ETH_MSS, TCP_SIZE_GOAL, SO_EE_ORIGIN_ZEROCOPY, SO_EE_CODE_ZEROCOPY_COPIED, ZEROCOPY_BYTE_LIMIT,
+} from './net/zerocopy.js';
+export { UserIter, zerocopyFillSkbFromIter, zerocopySgFromIter, MAX_RW_COUNT } from './net/datagram.js';
+export { skbSegment, SKB_GSO_DODGY, SKB_GSO_PARTIAL } from './net/gso.js';
+export { skbToSgvec, SKB_TO_SGVEC_MAX_RECURSION } from './net/sgvec.js';
+export { Nic } from './net/nic.js';
+export { fragConversionCost, fragsFromSegments, skbsFromFrags } from './net/convert.js';
 
 export type { Errno } from './errors.js';
 export type { PhysicalMemoryOptions, MemoryStats } from './mm/memory.js';
@@ -61,4 +85,13 @@ export type { DmaDirection, DmaSegment } from './dma/types.js';
 export type { DeviceOptions } from './dma/device.js';
 export type { IommuOptions } from './dma/iommu.js';
 export type { DmaMapOptions } from './dma/mapping.js';
-export type { FragArray, ConversionCost } from './net/types.js';
+export type { ConversionCost, ToFragsOptions } from './net/types.js';
+export type { NetmemRef } from './net/netmem.js';
+export type { Frag, FragHolder } from './net/frag.js';
+export type { SkBuffOptions, FragWindow, ZcopyRef } from './net/skbuff.js';
+export type { ZerocopyNotification, ZerocopySocketOptions, SendmsgZerocopyOptions, SendmsgZerocopyResult } from './net/zerocopy.js';
+export type { ZerocopyOptions } from './net/datagram.js';
+export type { SkbSegmentOptions } from './net/gso.js';
+export type { SkbSgvec, SkbToSgvecOptions } from './net/sgvec.js';
+export type { Wire, NicOptions, NicStats } from './net/nic.js';
+export type { FragsFromSegmentsOptions, SkbsFromFragsOptions } from './net/convert.js';

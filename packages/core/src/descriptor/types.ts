@@ -6,7 +6,8 @@ import type { DmaMapping } from '../dma/mapping.js';
 import type { DmaDirection } from '../dma/types.js';
 import type { AddressSpace } from '../mm/mm.js';
 import type { PhysicalMemory } from '../mm/memory.js';
-import type { ConversionCost, FragArray } from '../net/types.js';
+import type { FragArray } from '../net/frag.js';
+import type { ConversionCost, ToFragsOptions } from '../net/types.js';
 
 /** One descriptor entry: `pfn` holds its first byte, `offset < PAGE_SIZE`, `length` may span pages. */
 export interface Segment {
@@ -76,7 +77,10 @@ export interface PutUserOptions {
   dirty: boolean;
 }
 
-/** The result of handing a descriptor to the network. */
+/**
+ * The result of handing a descriptor to the network: fragments naming exactly the descriptor's
+ * bytes in order (spread over buffers with `skbsFromFrags`), and what re-describing them cost.
+ */
 export interface ToFragsResult {
   frags: FragArray;
   cost: ConversionCost;
@@ -99,5 +103,10 @@ export interface DescriptorBackend<D extends IoDescriptor = IoDescriptor> {
   dmaMap(desc: D, device: Device, dir: DmaDirection): DmaMapping;
   /** Unmaps what `dmaMap` mapped (`dmaUnmapSegments` with the mapping's own direction). */
   dmaUnmap(mapping: DmaMapping): void;
-  toFrags(desc: D, opts?: Record<string, unknown>): ToFragsResult;
+  /**
+   * Hands the descriptor to the network as `skb_frag_t` entries (`capabilities.toFrags`; else
+   * EOPNOTSUPP). A backend whose entries are not fragments converts them and counts it in `cost`;
+   * only a view (`capabilities.fragView`) costs nothing. The fragments take no reference.
+   */
+  toFrags(desc: D, opts?: ToFragsOptions): ToFragsResult;
 }

@@ -170,8 +170,20 @@ export class Device {
     checkInt('dmaAddr', dmaAddr);
     checkInt('length', length, 0, this.memory.bytes);
     const out = new Uint8Array(length);
-    this.transfer(dmaAddr, out, false);
+    this.transfer(dmaAddr, out, 0, length, false);
     return out;
+  }
+
+  /**
+   * As `dmaRead`, into `out` at `at` (no allocation: a driver's receive ring, a frame being
+   * assembled). EINVAL when `length` bytes at `at` do not fit in `out`; EFAULT as `dmaRead`.
+   */
+  dmaReadInto(dmaAddr: number, out: Uint8Array, at: number, length: number): void {
+    checkInt('dmaAddr', dmaAddr);
+    if (!(out instanceof Uint8Array)) fail('EINVAL', 'out must be a Uint8Array');
+    checkInt('at', at, 0, out.length);
+    checkInt('length', length, 0, out.length - at);
+    this.transfer(dmaAddr, out, at, length, false);
   }
 
   /**
@@ -181,12 +193,11 @@ export class Device {
   dmaWrite(dmaAddr: number, bytes: Uint8Array): void {
     checkInt('dmaAddr', dmaAddr);
     if (!(bytes instanceof Uint8Array)) fail('EINVAL', 'bytes must be a Uint8Array');
-    this.transfer(dmaAddr, bytes, true);
+    this.transfer(dmaAddr, bytes, 0, bytes.length, true);
   }
 
   // Checks the whole access first, so a faulting transfer moves nothing, then copies piecewise.
-  private transfer(dmaAddr: number, buf: Uint8Array, write: boolean): void {
-    const len = buf.length;
+  private transfer(dmaAddr: number, buf: Uint8Array, at: number, len: number, write: boolean): void {
     if (len === 0) return;
     const iommu = this.iommu;
     if (iommu !== null) {
@@ -199,8 +210,8 @@ export class Device {
         const a = dmaAddr + done;
         const n = Math.min(len - done, (Math.floor(a / g) + 1) * g - a);
         const phys = iommu.translate(a, write);
-        if (write) this.memory.copyToPhys(phys, buf, done, n);
-        else this.memory.copyFromPhys(phys, buf, done, n);
+        if (write) this.memory.copyToPhys(phys, buf, at + done, n);
+        else this.memory.copyFromPhys(phys, buf, at + done, n);
         done += n;
       }
       return;
@@ -219,8 +230,8 @@ export class Device {
       a = reach;
     }
     if (dmaAddr + len > this.memory.bytes) this.fault('DMA fault', this.memory.bytes, write, false);
-    if (write) this.memory.copyToPhys(dmaAddr, buf, 0, len);
-    else this.memory.copyFromPhys(dmaAddr, buf, 0, len);
+    if (write) this.memory.copyToPhys(dmaAddr, buf, at, len);
+    else this.memory.copyFromPhys(dmaAddr, buf, at, len);
   }
 
   private fault(kind: string, addr: number, write: boolean, otherDir: boolean): never {
