@@ -29,6 +29,7 @@ export function mapEntries(device: Device, t: SgTable, nents: number, dir: DmaDi
     u32[s * SG_WORDS + SG_DMA_LENGTH] = mapped ? m.dmaLength(i) : 0;
   }
   t.mapping = m;
+  t.dmaValid = true;
   return m;
 }
 
@@ -100,6 +101,7 @@ function unmap(device: unknown, t: SgTable, nents: number, dir: unknown): void {
   }
   dmaUnmapSegments(device, m, dir as DmaDirection);
   t.mapping = null;
+  t.dmaValid = false;
 }
 
 /**

@@ -15,7 +15,13 @@ export {
   SgAppendTable, sgAllocAppendTableFromPages, sgAllocTableFromPagesSegment, sgAllocTableFromPages, sgFreeAppendTable,
 } from './alloc.js';
 export { dmaMapSgtable, dmaUnmapSgtable, dmaMapSg, dmaUnmapSg, deviceSegmentLimit } from './dma.js';
+export {
+  SgMiter, sgMiterStart, sgMiterNext, sgMiterSkip, sgMiterStop, sgCopyBuffer, sgCopyFromBuffer, sgCopyToBuffer, sgPcopyFromBuffer,
+  sgPcopyToBuffer, SG_MITER_ATOMIC, SG_MITER_TO_SG, SG_MITER_FROM_SG, SG_MITER_LOCAL,
+} from './copy.js';
+export { sgSplit } from './split.js';
 export { getUserSg, putUserSg, PAGES_PER_BATCH } from './user.js';
 
 export type { UserPin } from './table.js';
 export type { GetUserSgOptions, PutUserSgOptions } from './user.js';
+export type { SgSplitResult } from './split.js';

@@ -111,6 +111,8 @@ export class SgTable implements IoDescriptor {
   chunkSlots: number[] = [];
   /** @internal The live DMA mapping whose segments the DMA fields hold. */
   mapping: DmaMapping | null = null;
+  /** @internal The DMA fields hold a mapping's segments (this table's, or the input's of a split). */
+  dmaValid = false;
   /** @internal Pins taken by getUserSg, until putUserSg. */
   user: UserPin | null = null;
   /** @internal Freed tables refuse every use. */
@@ -153,9 +155,12 @@ export class SgTable implements IoDescriptor {
     }
   }
 
-  /** The mapped entries (`for_each_sgtable_dma_sg`), a fresh `{ dmaAddress, dmaLength }` each; none when not mapped. */
+  /**
+   * The mapped entries (`for_each_sgtable_dma_sg`: the first `nents`), a fresh
+   * `{ dmaAddress, dmaLength }` each; none when not mapped.
+   */
   *dmaSegments(): Generator<DmaSegment> {
-    if (this.mapping === null) return;
+    if (!this.dmaValid) return;
     const { u32, f64 } = this.store;
     for (let i = 0, s = this.sgl; i < this.nents && s >= 0; i++, s = nextSlot(u32, s)) {
       yield { dmaAddress: f64[s * SG_F64_WORDS + SG_DMA_ADDRESS]!, dmaLength: u32[s * SG_WORDS + SG_DMA_LENGTH]! };
@@ -173,6 +178,8 @@ export class SgTable implements IoDescriptor {
       slots += n;
       list += kmallocSize(n * SG_STRIDE);
     }
+    // a split piece is a bare array of entries, with no sg_table around it
+    if (this.headerBytes === 0) return { bytes: list, allocations: this.chunkSlots.length, entries: slots, breakdown: { scatterlist: list } };
     const header = kmallocSize(this.headerBytes);
     const name = this.headerBytes === SG_APPEND_TABLE_BYTES ? 'sg_append_table' : 'sg_table';
     return { bytes: list + header, allocations: this.chunkSlots.length + 1, entries: slots, breakdown: { scatterlist: list, [name]: header } };
@@ -186,6 +193,7 @@ export class SgTable implements IoDescriptor {
     this.sgl = -1;
     this.nents = 0;
     this.origNents = 0;
+    this.dmaValid = false;
   }
 
   /** @internal Allocates one chunk of `n` slots (`sg_kmalloc` + `sg_init_table`); returns its first slot. */
