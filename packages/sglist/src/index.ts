@@ -22,6 +22,9 @@ export {
 export { sgSplit } from './split.js';
 export { getUserSg, putUserSg, PAGES_PER_BATCH } from './user.js';
 
+export { IbUmem, ibUmemGet, ibUmemRelease, ibUmemFindBestPgsz, ibUmemNumDmaBlocks, ibUmemOffset } from './umem.js';
+
 export type { UserPin } from './table.js';
 export type { GetUserSgOptions, PutUserSgOptions } from './user.js';
 export type { SgSplitResult } from './split.js';
+export type { IbUmemAccess } from './umem.js';
