@@ -72,42 +72,83 @@ export function appendPagesUnchecked(
     }
   }
 
-  // count the chunks: a chunk ends at a PFN discontinuity or once it reaches maxSegment
-  const n = nPages;
+  const chunks = countChunks(pages, p, nPages, maxSegment);
+  t.store.reserve(t.store.used + chunks + Math.ceil(chunks / (SG_MAX_SINGLE_ALLOC - 1)) + 1);
+  const s = fillChunks(a, pages, p, nPages, chunks, offset, size, maxSegment, leftPages);
+  t.nents += chunks;
+  t.origNents = t.nents;
+  a.prv = s;
+  if (leftPages === 0) markEnd(t, s);
+}
+
+// Chunks pages[from..n) fall into: a chunk ends at a PFN discontinuity or once it reaches maxSegment.
+function countChunks(pages: Uint32Array, from: number, n: number, maxSegment: number): number {
+  const page = PAGE_SIZE; // see fillChunks
   let chunks = 1;
-  for (let i = p + 1, seg = 0; i < n; i++) {
-    seg += PAGE_SIZE;
+  for (let i = from + 1, seg = 0; i < n; i++) {
+    seg += page;
     if (seg >= maxSegment || pages[i] !== pages[i - 1]! + 1) {
       chunks++;
       seg = 0;
     }
   }
-  t.store.reserve(t.store.used + chunks + Math.ceil(chunks / (SG_MAX_SINGLE_ALLOC - 1)) + 1);
+  return chunks;
+}
 
+// Last slot of the chunk holding the slot advanceChunk returned, -1 when not the newest chunk.
+let chunkLastOf = -1;
+
+// The slow step of the fill loop: get_next_sg, then where the chunk holding the slot ends.
+function advanceChunk(a: SgAppendTable, s: number, needed: number): number {
+  const t = a.sgt;
+  const next = getNextSg(a, s, needed);
+  const k = t.chunkStart.length - 1;
+  const start = t.chunkStart[k]!;
+  chunkLastOf = next >= start ? start + t.chunkSlots[k]! - 1 : -1;
+  return next;
+}
+
+// Fills one entry per chunk of pages[from..n) (sg_set_page), the first from `offset`, clipped
+// to `size`; returns the last slot filled.
+function fillChunks(
+  a: SgAppendTable, pages: Uint32Array, from: number, n: number, chunks: number, offset: number, size: number, maxSegment: number, leftPages: number,
+): number {
+  // module and imported constants copied into locals: V8 reloads those bindings on every use
+  const page = PAGE_SIZE;
+  const words = SG_WORDS;
+  const link = SG_PAGE_LINK;
+  const offsetField = SG_OFFSET;
+  const lengthField = SG_LENGTH;
+  const flags = SG_PAGE_LINK_MASK;
   let s = a.prv;
-  let cur = p;
+  let cur = from;
+  // last slot of the chunk holding s, once known: below it, the next slot is simply s + 1
+  let chunkLast = -1;
+  let u32 = a.sgt.store.u32;
   for (let i = 0; i < chunks; i++) {
     let j = cur + 1;
-    for (let seg = PAGE_SIZE; j < n; j++, seg += PAGE_SIZE) {
+    for (let seg = page; j < n; j++, seg += page) {
       if (seg >= maxSegment || pages[j] !== pages[j - 1]! + 1) break;
     }
-    s = getNextSg(a, s, chunks - i + leftPages);
-    const chunkSize = (j - cur) * PAGE_SIZE - offset;
-    const u32 = t.store.u32;
-    const b = s * SG_WORDS;
+    if (s + 1 < chunkLast) {
+      s++;
+    } else {
+      s = advanceChunk(a, s, chunks - i + leftPages);
+      chunkLast = chunkLastOf;
+      u32 = a.sgt.store.u32;
+    }
+    const chunkSize = (j - cur) * page - offset;
+    const b = s * words;
     // sg_set_page keeps the slot's chain and end bits
-    u32[b + SG_PAGE_LINK] = ((u32[b + SG_PAGE_LINK]! & SG_PAGE_LINK_MASK) | (pages[cur]! << 2)) >>> 0;
-    u32[b + SG_OFFSET] = offset;
-    u32[b + SG_LENGTH] = size < chunkSize ? size : chunkSize;
+    u32[b + link] = ((u32[b + link]! & flags) | (pages[cur]! << 2)) >>> 0;
+    u32[b + offsetField] = offset;
+    u32[b + lengthField] = size < chunkSize ? size : chunkSize;
     // `size` is an unsigned long: once it runs out it wraps, and later entries are not clipped
     size = size >= chunkSize ? size - chunkSize : Infinity;
     offset = 0;
     cur = j;
   }
-  t.nents += chunks;
-  t.origNents = t.nents;
-  a.prv = s;
-  if (leftPages === 0) markEnd(t, s);
+  return s;
 }
 
 function markEnd(t: SgTable, slot: number): void {
@@ -256,6 +297,7 @@ export function resegment(t: SgTable, maxSegment: number): boolean {
   const a = new SgAppendTable();
   appendPagesUnchecked(a, pages, pageCount, firstOffset, size, maxSegment, 0);
   const n = a.sgt;
+  t.store.recycle();
   t.store = n.store;
   t.sgl = n.sgl;
   t.chunkStart = n.chunkStart;

@@ -39,9 +39,49 @@ export const SG_APPEND_TABLE_BYTES = 32;
 /** An unsigned int's largest value: the default maxSegment. */
 export const UINT_MAX = 0xffffffff;
 
+// The model's slab: buffers of freed tables kept for the next table, as the kernel's slab keeps
+// freed scatterlist chunks warm. A fresh ArrayBuffer costs page faults on first touch, several
+// times what building the entries costs; a recycled one is zeroed chunk by chunk as it is used.
+const slab: ArrayBuffer[] = [];
+let slabBytes = 0;
+/** Bytes of freed buffers the slab keeps at most. */
+const SLAB_MAX_BYTES = 64 * 2 ** 20;
+
+function slabTake(bytes: number): ArrayBuffer {
+  let best = -1;
+  for (let i = 0; i < slab.length; i++) {
+    const len = slab[i]!.byteLength;
+    if (len >= bytes && len <= 2 * bytes && (best < 0 || len < slab[best]!.byteLength)) best = i;
+  }
+  if (best < 0) return new ArrayBuffer(bytes);
+  const buf = slab[best]!;
+  slab[best] = slab[slab.length - 1]!;
+  slab.pop();
+  slabBytes -= buf.byteLength;
+  return buf;
+}
+
+function slabGive(buf: ArrayBuffer): void {
+  if (buf.byteLength < SG_STRIDE * SG_MAX_SINGLE_ALLOC || slabBytes + buf.byteLength > SLAB_MAX_BYTES) return;
+  slab.push(buf);
+  slabBytes += buf.byteLength;
+}
+
+/**
+ * Empties the slab of freed table buffers (`kmem_cache_shrink`); returns the bytes let go.
+ * Memory measurements call it so that only live tables are counted.
+ */
+export function sgSlabShrink(): number {
+  const n = slabBytes;
+  slab.length = 0;
+  slabBytes = 0;
+  return n;
+}
+
 /**
  * The slots of one table: a growable buffer seen as u32 words and f64 words. Slots are handed
- * out in chunks and never reused; a fresh chunk reads as zeros, as sg_init_table leaves it.
+ * out in chunks and never reused within a table; each chunk is zeroed as it is handed out, as
+ * sg_init_table does.
  */
 export class SgStore {
   u32: Uint32Array;
@@ -50,7 +90,7 @@ export class SgStore {
   used = 0;
 
   constructor(capacity = 4) {
-    const buf = new ArrayBuffer(capacity * SG_STRIDE);
+    const buf = capacity >= SG_MAX_SINGLE_ALLOC ? slabTake(capacity * SG_STRIDE) : new ArrayBuffer(capacity * SG_STRIDE);
     this.u32 = new Uint32Array(buf);
     this.f64 = new Float64Array(buf);
   }
@@ -60,14 +100,15 @@ export class SgStore {
     return this.u32.length / SG_WORDS;
   }
 
-  /** Grows the buffer (by doubling) until it holds `slots`; views are rebuilt here only. */
+  /** Grows the buffer to hold `slots` (at least doubling it); views are rebuilt here only. */
   reserve(slots: number): void {
     if (slots <= this.capacity) return;
-    let cap = this.capacity;
-    while (cap < slots) cap *= 2;
-    const buf = new ArrayBuffer(cap * SG_STRIDE);
+    // at least double, so that chunk-by-chunk growth stays amortised O(1); a known size exactly
+    const cap = Math.max(slots, this.capacity * 2);
+    const buf = slabTake(cap * SG_STRIDE);
     const u32 = new Uint32Array(buf);
     u32.set(this.u32.subarray(0, this.used * SG_WORDS));
+    slabGive(this.u32.buffer as ArrayBuffer);
     this.u32 = u32;
     this.f64 = new Float64Array(buf);
   }
@@ -77,8 +118,17 @@ export class SgStore {
     this.reserve(this.used + n);
     const first = this.used;
     this.used += n;
+    this.u32.fill(0, first * SG_WORDS, (first + n) * SG_WORDS);
     this.u32[(first + n - 1) * SG_WORDS + SG_PAGE_LINK] = SG_END;
     return first;
+  }
+
+  /** Gives the buffer back to the slab; the store must not be used afterwards. */
+  recycle(): void {
+    slabGive(this.u32.buffer as ArrayBuffer);
+    this.u32 = new Uint32Array(0);
+    this.f64 = new Float64Array(0);
+    this.used = 0;
   }
 }
 
@@ -187,6 +237,7 @@ export class SgTable implements IoDescriptor {
 
   /** @internal Gives up every slot (`__sg_free_table`). */
   release(): void {
+    this.store.recycle();
     this.store = new SgStore(1);
     this.chunkStart = [];
     this.chunkSlots = [];
