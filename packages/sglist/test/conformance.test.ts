@@ -1,7 +1,7 @@
 // The shared suite against the scatterlist backend, through the object core's registry holds.
 
 import { conformance } from '@iodesc/conformance';
-import { getBackend } from '@iodesc/core';
+import { getBackend, registerBackend } from '@iodesc/core';
 import { describe, expect, it } from 'vitest';
 import { sglistBackend } from '../src/index.js';
 
@@ -9,6 +9,8 @@ conformance(() => sglistBackend);
 
 describe('sglist registration', () => {
   it('registers the exported object as sglist when the package loads', () => {
+    expect(getBackend('sglist')).toBe(sglistBackend);
+    registerBackend(sglistBackend); // the same object again: a no-op
     expect(getBackend('sglist')).toBe(sglistBackend);
   });
 });

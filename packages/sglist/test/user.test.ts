@@ -148,6 +148,21 @@ describe('getUserSg / putUserSg', () => {
     expect(leakReport(memory)).toEqual([]);
   });
 
+  it('charges an sg_append_table header and hands out fresh DMA segment objects', () => {
+    const { memory, mm } = machine();
+    const addr = mm.mmap(8 * P, { populate: true });
+    const device = new Device(memory, { name: 'd' });
+    const t = getUserSg(mm, addr, 8 * P, { write: false, device });
+    expect(t.footprint().breakdown).toMatchObject({ sg_append_table: 32 });
+    const a = [...t.dmaSegments()];
+    const b = [...t.dmaSegments()];
+    expect(a).toEqual(b);
+    expect(a[0]).not.toBe(b[0]);
+    expect(t.nents).toBe(a.length);
+    putUserSg(t, { dirty: false });
+    expect(leakReport(memory)).toEqual([]);
+  });
+
   it('refuses to free a table still holding pins (EBUSY)', () => {
     const { memory, mm } = machine();
     const addr = mm.mmap(8 * P, { populate: true });
