@@ -165,6 +165,14 @@ function checkPagesArgs(pages: unknown, nPages: unknown, offset: unknown, size: 
   if ((size as number) > n * PAGE_SIZE - (offset as number)) {
     fail('EINVAL', `size ${size} is more than the ${n} pages hold from offset ${offset} (${n * PAGE_SIZE - (offset as number)} bytes)`);
   }
+  // page_link holds pfn << 2 in 32 bits (RAM here ends below 2^26 pages)
+  const pfns = pages as Uint32Array;
+  let any = 0;
+  for (let i = 0; i < n; i++) any |= pfns[i]!;
+  if (any >>> 30 !== 0) {
+    const i = pfns.findIndex((p, k) => k < n && p >= 2 ** 30);
+    fail('EINVAL', `pages[${i}] = ${pfns[i]} is not a PFN below 2^30`);
+  }
   checkInt('maxSegment', maxSegment, 0, UINT_MAX);
   // the algorithm needs whole pages, else it can overshoot
   const max = Math.floor((maxSegment as number) / PAGE_SIZE) * PAGE_SIZE;

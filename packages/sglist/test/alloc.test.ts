@@ -215,6 +215,7 @@ describe('bad input', () => {
     ['nPages beyond the array', () => sgAllocTableFromPagesSegment(pages, 5, 0, 4 * P, SGMAX)],
     ['nPages 0', () => sgAllocTableFromPagesSegment(pages, 0, 0, 1, SGMAX)],
     ['pages a plain array', () => sgAllocTableFromPagesSegment([1, 2] as unknown as Uint32Array, 2, 0, P, SGMAX)],
+    ['a PFN of 2^30', () => sgAllocTableFromPagesSegment(Uint32Array.of(1, 2 ** 30), 2, 0, 2 * P, SGMAX)],
     ['maxSegment past UINT_MAX', () => sgAllocTableFromPagesSegment(pages, 4, 0, P, 2 ** 32)],
     ['append with leftPages -1', () => sgAllocAppendTableFromPages(new SgAppendTable(), pages, 4, 0, P, SGMAX, -1)],
     ['append to a plain object', () => sgAllocAppendTableFromPages({} as SgAppendTable, pages, 4, 0, P, SGMAX, 0)],
