@@ -74,7 +74,9 @@ export function appendPagesUnchecked(
 
   const chunks = countChunks(pages, p, nPages, maxSegment);
   t.store.reserve(t.store.used + chunks + Math.ceil(chunks / (SG_MAX_SINGLE_ALLOC - 1)) + 1);
-  const s = fillChunks(a, pages, p, nPages, chunks, offset, size, maxSegment, leftPages);
+  const s = fillChunks(a, pages, p, nPages, chunks, offset, maxSegment, leftPages);
+  const total = (nPages - p) * PAGE_SIZE - offset;
+  if (size < total) clipToSize(t.store.u32, firstFilled, s, size, total);
   t.nents += chunks;
   t.origNents = t.nents;
   a.prv = s;
@@ -108,10 +110,13 @@ function advanceChunk(a: SgAppendTable, s: number, needed: number): number {
   return next;
 }
 
-// Fills one entry per chunk of pages[from..n) (sg_set_page), the first from `offset`, clipped
-// to `size`; returns the last slot filled.
+// First slot fillChunks filled.
+let firstFilled = -1;
+
+// Fills one whole entry per chunk of pages[from..n) (sg_set_page), the first from `offset`;
+// returns the last slot filled (and sets firstFilled).
 function fillChunks(
-  a: SgAppendTable, pages: Uint32Array, from: number, n: number, chunks: number, offset: number, size: number, maxSegment: number, leftPages: number,
+  a: SgAppendTable, pages: Uint32Array, from: number, n: number, chunks: number, offset: number, maxSegment: number, leftPages: number,
 ): number {
   // module and imported constants copied into locals: V8 reloads those bindings on every use
   const page = PAGE_SIZE;
@@ -142,13 +147,34 @@ function fillChunks(
     // sg_set_page keeps the slot's chain and end bits
     u32[b + link] = ((u32[b + link]! & flags) | (pages[cur]! << 2)) >>> 0;
     u32[b + offsetField] = offset;
-    u32[b + lengthField] = size < chunkSize ? size : chunkSize;
-    // `size` is an unsigned long: once it runs out it wraps, and later entries are not clipped
-    size = size >= chunkSize ? size - chunkSize : Infinity;
+    u32[b + lengthField] = chunkSize;
+    if (i === 0) firstFilled = s;
     offset = 0;
     cur = j;
   }
   return s;
+}
+
+// Clips the entries first..last, holding `total` bytes, to `size` as the kernel's fill loop
+// does: an entry takes min(size left, its bytes); `size` is an unsigned long, so once it runs
+// out it wraps and later entries stay whole (an entry met with exactly 0 left gets length 0).
+function clipToSize(u32: Uint32Array, first: number, last: number, size: number, total: number): void {
+  const over = total - size;
+  const lastLen = u32[last * SG_WORDS + SG_LENGTH]!;
+  // the usual case: size runs out inside the last entry
+  if (over < lastLen) {
+    u32[last * SG_WORDS + SG_LENGTH] = lastLen - over;
+    return;
+  }
+  let left = size;
+  for (let s = first; ; s = nextSlot(u32, s)) {
+    const len = u32[s * SG_WORDS + SG_LENGTH]!;
+    if (left < len) {
+      u32[s * SG_WORDS + SG_LENGTH] = left;
+      return;
+    }
+    left -= len;
+  }
 }
 
 function markEnd(t: SgTable, slot: number): void {

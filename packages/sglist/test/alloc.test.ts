@@ -162,6 +162,8 @@ describe('offsets and clipping (sg_alloc_append_table_from_pages)', () => {
     ['maxSegment 8191 rounds down to one page', [5, 6], 0, 2 * P, 2 * P - 1, [[5, 0, P], [6, 0, P]]],
     // size runs out before the pages do: the kernel's unsigned long wraps, later entries stay whole
     ['size ends in entry 1 of 3', [5, 7, 9], 0, P + 10, SGMAX, [[5, 0, P], [7, 0, 10], [9, 0, P]]],
+    ['size ends exactly at entry 1 of 3: entry 1 gets 0 bytes', [5, 7, 9], 0, P, SGMAX, [[5, 0, P], [7, 0, 0], [9, 0, P]]],
+    ['size ends in the last of 3', [5, 7, 9], 0, 2 * P + 1, SGMAX, [[5, 0, P], [7, 0, P], [9, 0, 1]]],
   ])('%s', (_label, pages, offset, size, max, want) => {
     const t = sgAllocTableFromPagesSegment(Uint32Array.from(pages), pages.length, offset, size, max);
     expect([...t.segments()].map((s) => [s.pfn, s.offset, s.length])).toEqual(want);
