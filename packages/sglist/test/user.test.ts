@@ -2,6 +2,7 @@
 // mapping in place (dma_map_sgtable, dma_map_sg), a device's writes reaching the process, and
 // unwinding a failure part-way with nothing left behind.
 
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   AddressSpace, Device, Iommu, IodescError, leakReport, PAGE_SIZE, PhysicalMemory, folioPinCount,
@@ -90,6 +91,28 @@ describe('getUserSg / putUserSg', () => {
     expect([...t.segments()]).toEqual([...one.segments()]);
     putUserSg(t, { dirty: false });
     expect(leakReport(memory)).toEqual([]);
+  });
+
+  it('property: across batch edges, any offset, tail and maxSegment, the table equals one build over the pinned PFNs', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(1, 4, 16, 512), fc.integer({ min: 0, max: P - 1 }), fc.integer({ min: 1, max: 1300 * P }), fc.integer({ min: 1, max: 300 }), fc.nat(9),
+        (run, offset, length, maxPages, seed) => {
+          const memory = new PhysicalMemory({ bytes: 64 * 2 ** 20, seed });
+          memory.fragment({ seed, freeRunPages: run });
+          const mm = new AddressSpace(memory);
+          const addr = mm.mmap(1302 * P, { populate: true, thp: run === 512 });
+          const t = getUserSg(mm, addr + offset, length, { write: true, maxSegment: maxPages * P });
+          const pages = userPfns(mm, addr + offset, length);
+          const one = sgAllocTableFromPagesSegment(pages, pages.length, offset, length, maxPages * P);
+          expect([...t.segments()]).toEqual([...one.segments()]);
+          sgFreeTable(one);
+          putUserSg(t, { dirty: false });
+          expect(leakReport(memory)).toEqual([]);
+        },
+      ),
+      { numRuns: 15, seed: 1401 },
+    );
   });
 
   it('unwinds a fault in the third batch: no pin, no table', () => {
