@@ -6,6 +6,7 @@ import {
   AddressSpace, checkBool, checkInt, checkOptions, Device, dmaFindBestPgsz, fail, FOLL_LONGTERM, FOLL_WRITE, ibUmemChargePinnedVm,
   ibUmemUnchargePinnedVm, PAGE_SIZE,
 } from '@iodesc/core';
+import type { DmaMapping } from '@iodesc/core';
 import type { SgAppendTable } from './alloc.js';
 import { dmaUnmapSgtable, mapEntries } from './dma.js';
 import type { SgTable } from './table.js';
@@ -42,6 +43,13 @@ export class IbUmem {
   /** The table: whole pages, entries of at most the device's max segment, DMA fields filled. */
   get sgt(): SgTable {
     return this.sgtAppend.sgt;
+  }
+
+  /** @internal The table's live mapping (a registration is mapped until released). */
+  get mapping(): DmaMapping {
+    const m = this.sgtAppend.sgt.mapping;
+    if (m === null) fail('EINVAL', 'umem has no live mapping');
+    return m;
   }
 }
 
@@ -132,11 +140,13 @@ export function ibUmemRelease(umem: IbUmem): void {
 /**
  * The best device page size of `pgszBitmap` for this registration at IOVA `virt`
  * (`ib_umem_find_best_pgsz`; sets `umem.iova`): core's `dmaFindBestPgsz` over the table's
- * mapped segments. 0 when none fits.
+ * mapped segments, the first moved by `address`'s offset into its page (the table holds whole
+ * pages). A registration of size 0 is computed as the kernel computes it. Cost: O(segments).
+ * 0 when none fits; EINVAL for a released umem or a bad bitmap or `virt`.
  */
 export function ibUmemFindBestPgsz(umem: IbUmem, pgszBitmap: number | bigint, virt: number): number {
   checkUmem(umem);
-  const best = dmaFindBestPgsz(umem.sgt.mapping!, umem.address, umem.length, pgszBitmap, virt);
+  const best = dmaFindBestPgsz(umem.mapping, umem.address, umem.length, pgszBitmap, virt);
   umem.iova = virt;
   return best;
 }

@@ -1,8 +1,8 @@
 // ib_umem_get / ib_umem_release / ib_umem_find_best_pgsz (drivers/infiniband/core/umem.c).
 
 import { describe, expect, it } from 'vitest';
-import { AddressSpace, Device, Iommu, IodescError, leakReport, PAGE_SIZE, PhysicalMemory, folioPinCount } from '@iodesc/core';
-import { ibUmemFindBestPgsz, ibUmemGet, ibUmemNumDmaBlocks, ibUmemOffset, ibUmemRelease, sgFreeTable } from '../src/index.js';
+import { AddressSpace, Device, dmaFindBestPgsz, Iommu, IodescError, leakReport, PAGE_SIZE, PhysicalMemory, folioPinCount } from '@iodesc/core';
+import { getUserSg, ibUmemFindBestPgsz, ibUmemGet, ibUmemNumDmaBlocks, ibUmemOffset, ibUmemRelease, putUserSg, sgFreeTable } from '../src/index.js';
 
 const P = PAGE_SIZE;
 const M2 = 2 ** 21;
@@ -96,6 +96,38 @@ describe('ibUmemFindBestPgsz', () => {
     expect(ibUmemFindBestPgsz(umem, BITMAP, addr + P)).toBe(P);
     expect(ibUmemFindBestPgsz(umem, M2 | 2 ** 30, addr + P)).toBe(0);
     ibUmemRelease(umem);
+    expect(leakReport(memory)).toEqual([]);
+  });
+
+  it.each([0, 0x100, P - 1])('agrees with dmaFindBestPgsz over a getUserSg table of the same range at offset %i (its first entry already starts there)', (off) => {
+    const { memory, mm } = machine();
+    const addr = mm.mmap(4 * M2, { thp: true, populate: true });
+    const device = new Device(memory, { name: 'hca', maxSegmentSize: 0xffffffff });
+    const bitmap = P | 2 * P | 16 * P | M2;
+    const start = addr + off;
+    const length = M2 - 2 * P;
+    const umem = ibUmemGet(device, mm, start, length, { writable: true });
+    const t = getUserSg(mm, start, length, { write: true, device });
+    expect([...t.segments()][0]!.offset).toBe(off);
+    for (const virt of [start, start + P, M2 * 5 + off]) {
+      const best = ibUmemFindBestPgsz(umem, bitmap, virt);
+      expect(best).toBeGreaterThan(0);
+      expect(dmaFindBestPgsz(t.mapping!, start, length, bitmap, virt)).toBe(best);
+    }
+    expect(ibUmemFindBestPgsz(umem, bitmap, start)).toBe(M2);
+    putUserSg(t, { dirty: false });
+    ibUmemRelease(umem);
+    expect(leakReport(memory)).toEqual([]);
+  });
+
+  it('computes for a registration of size 0 at an unaligned address (one page pinned), as the kernel does', () => {
+    const { memory, mm } = machine();
+    const addr = mm.mmap(4 * P, { populate: true });
+    const umem = ibUmemGet(new Device(memory, { name: 'hca' }), mm, addr + 100, 0, { writable: false });
+    expect(mm.pinnedVm).toBe(1);
+    expect(ibUmemFindBestPgsz(umem, BITMAP, addr + 100)).toBe(P);
+    ibUmemRelease(umem);
+    expect(mm.pinnedVm).toBe(0);
     expect(leakReport(memory)).toEqual([]);
   });
 

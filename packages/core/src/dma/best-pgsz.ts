@@ -12,9 +12,11 @@ function bitsPer(n: bigint): number {
   return n === 0n ? 1 : n.toString(2).length;
 }
 
-// GENMASK(63, lo): bits lo..63.
+// GENMASK(63, lo): bits lo..63. bits_per() reaches 64 when virt + length - 1 crosses bit 63 (or
+// wraps, as length 0 at virt 0 does); `~0UL << 64` is then what x86-64's shl makes of it, a
+// shift by 64 & 63 = 0: every bit.
 function genmaskFrom(lo: number): bigint {
-  return lo >= 64 ? 0n : U64 ^ ((1n << BigInt(lo)) - 1n);
+  return U64 ^ ((1n << BigInt(lo & 63)) - 1n);
 }
 
 function ctz(n: bigint): number {
@@ -32,17 +34,23 @@ function ctz(n: bigint): number {
  * (`ib_umem_find_best_pgsz`), or 0 when none works. The mask starts from the VA bits that
  * change across [virt, virt + length); at each DMA discontinuity (a segment not starting where
  * the previous one ended: DMA-contiguous segments merge) it takes the bits where the segment's
- * address (plus the offset into the first page, for the first) and the VA differ, and, past
- * the first segment, the VA's own alignment; the answer is the largest size below the mask's
- * lowest set bit. `pgszBitmap` is a bitmap of sizes (a number below 2^53, or a bigint for
- * larger sizes). Arithmetic is 64-bit as in the kernel. Cost: O(segments).
- * EINVAL for a mapping already unmapped or bad arguments.
+ * address (for the first, moved to `address`'s byte) and the VA differ, and, past the first
+ * segment, the VA's own alignment; the answer is the largest size below the mask's lowest set
+ * bit. `pgszBitmap` is a bitmap of sizes (a number below 2^53, or a bigint for larger sizes).
+ * Arithmetic is 64-bit as in the kernel (`length` 0, as an ib_umem of size 0 has, wraps).
+ *
+ * The kernel adds `address & ~PAGE_MASK` to the first segment because an ib_umem's table always
+ * starts at a page boundary; here the offset added is `address % PAGE_SIZE` minus the page
+ * offset of the mapping's first entry (`mapping.entryPhys(0)`): the kernel's for a whole-page
+ * table, 0 for one whose first entry already starts at `address` (getUserSg, pages with an
+ * offset). Cost: O(segments). EINVAL for a mapping already unmapped, a first entry starting
+ * later in its page than `address`, or bad arguments.
  */
 export function dmaFindBestPgsz(mapping: DmaMapping, address: number, length: number, pgszBitmap: number | bigint, virt: number): number {
   if (!(mapping instanceof DmaMapping)) fail('EINVAL', 'mapping must be a DmaMapping');
   if (!mapping.live) fail('EINVAL', `${mapping.describe()} is unmapped`);
   checkInt('address', address);
-  checkInt('length', length, 1);
+  checkInt('length', length);
   checkInt('virt', virt);
   let bitmap: bigint;
   if (typeof pgszBitmap === 'bigint') {
@@ -51,9 +59,14 @@ export function dmaFindBestPgsz(mapping: DmaMapping, address: number, length: nu
   } else {
     bitmap = BigInt(checkInt('pgszBitmap', pgszBitmap));
   }
+  // the bytes of the first page before the first entry, which the DMA addresses do not cover
+  const firstOffset = mapping.entryPhys(0) % PAGE_SIZE;
+  if (firstOffset > address % PAGE_SIZE) {
+    fail('EINVAL', `the mapping's first entry starts at byte ${firstOffset} of its page, after address ${address}'s byte ${address % PAGE_SIZE}`);
+  }
   let va = BigInt(virt);
-  let mask = bitmap & genmaskFrom(bitsPer((BigInt(length) - 1n + va) ^ va));
-  let pgoff = BigInt(address % PAGE_SIZE);
+  let mask = bitmap & genmaskFrom(bitsPer(((BigInt(length) - 1n + va) & U64) ^ va));
+  let pgoff = BigInt(address % PAGE_SIZE - firstOffset);
   let currBase = U64;
   let currLen = 0n;
   for (let i = 0; i < mapping.count; i++) {
