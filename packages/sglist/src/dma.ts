@@ -105,6 +105,18 @@ function unmap(device: unknown, t: SgTable, nents: number, dir: unknown): void {
 }
 
 /**
+ * @internal Unmaps whatever mapping the table holds, with its own device, entry count and
+ * direction (the owner of the table tearing it down: putUserSg, ibUmemRelease).
+ */
+export function unmapTable(t: SgTable): void {
+  const m = t.mapping;
+  if (m === null) return;
+  dmaUnmapSegments(m.device, m, m.dir);
+  t.mapping = null;
+  t.dmaValid = false;
+}
+
+/**
  * The longest entry `device` takes whole, in whole pages: its max segment size, what it can map
  * in one go (`dma_max_mapping_size`: 256 KiB when it may bounce) and its segment boundary.
  */

@@ -132,8 +132,9 @@ export class SgStore {
   }
 }
 
-/** What getUserSg pinned, released by putUserSg. */
+/** What getUserSg (`kind` 'user', released by putUserSg) or ibUmemGet ('umem', released by ibUmemRelease) pinned. */
 export interface UserPin {
+  kind: 'user' | 'umem';
   mm: AddressSpace;
   write: boolean;
   owner: string | undefined;
@@ -163,7 +164,7 @@ export class SgTable implements IoDescriptor {
   mapping: DmaMapping | null = null;
   /** @internal The DMA fields hold a mapping's segments (this table's, or the input's of a split). */
   dmaValid = false;
-  /** @internal Pins taken by getUserSg, until putUserSg. */
+  /** @internal Pins taken by getUserSg or ibUmemGet, until putUserSg or ibUmemRelease. */
   user: UserPin | null = null;
   /** @internal Freed tables refuse every use. */
   freed = false;

@@ -8,7 +8,7 @@ import {
 } from '@iodesc/core';
 import type { DmaMapping } from '@iodesc/core';
 import type { SgAppendTable } from './alloc.js';
-import { dmaUnmapSgtable, mapEntries } from './dma.js';
+import { mapEntries, unmapTable } from './dma.js';
 import type { SgTable } from './table.js';
 import { pinIntoTable, unpinEntries } from './user.js';
 
@@ -115,7 +115,7 @@ export function ibUmemGet(device: Device, mm: AddressSpace, addr: number, size: 
     ibUmemUnchargePinnedVm(mm, npages);
     throw e;
   }
-  t.user = { mm, write: writable, owner: o.owner };
+  t.user = { kind: 'umem', mm, write: writable, owner: o.owner };
   return new IbUmem(device, mm, addr, size, writable, a);
 }
 
@@ -128,7 +128,7 @@ export function ibUmemRelease(umem: IbUmem): void {
   checkUmem(umem);
   const t = umem.sgt;
   const npages = Math.ceil((umem.address + umem.length) / PAGE_SIZE) - Math.floor(umem.address / PAGE_SIZE);
-  if (t.mapping !== null) dmaUnmapSgtable(umem.device, t, 'bidirectional');
+  unmapTable(t);
   unpinEntries(umem.mm.memory, t, umem.writable);
   t.user = null;
   t.release();

@@ -8,7 +8,7 @@ import {
 } from '@iodesc/core';
 import type { DmaDirection, PhysicalMemory } from '@iodesc/core';
 import { appendPagesUnchecked, SgAppendTable } from './alloc.js';
-import { deviceSegmentLimit, dmaUnmapSgtable, mapEntries } from './dma.js';
+import { deviceSegmentLimit, mapEntries, unmapTable } from './dma.js';
 import { checkTable, nextSlot, SG_LENGTH, SG_OFFSET, SG_PAGE_LINK, SG_WORDS, SgTable, UINT_MAX } from './table.js';
 
 /** Pages pinned per pin_user_pages_fast call: one page of page pointers, as ib_umem_get. */
@@ -130,15 +130,16 @@ export function getUserSg(mm: AddressSpace, addr: number, length: number, opts: 
       throw e;
     }
   }
-  t.user = { mm, write, owner: o.owner };
+  t.user = { kind: 'user', mm, write, owner: o.owner };
   return t;
 }
 
 /**
- * Tears down what `getUserSg` built: unmaps the table if it is mapped (`dmaUnmapSgtable`), then
- * unpins each entry as one physically contiguous range, dirtying first when `dirty`
- * (`__ib_umem_release`; the caller says whether the device wrote), and frees the table. Cost: O(entries). EINVAL for a
- * table getUserSg did not make or one already released.
+ * Tears down what `getUserSg` built: unmaps the table if it is mapped (whichever of
+ * `dmaMapSgtable` or `dmaMapSg` mapped it, with the count it was mapped with), then unpins each
+ * entry as one physically contiguous range, dirtying first when `dirty` (`__ib_umem_release`;
+ * the caller says whether the device wrote), and frees the table. Cost: O(entries). EINVAL for
+ * a table getUserSg did not make (an ib_umem's goes to `ibUmemRelease`) or one already released.
  */
 export function putUserSg(table: SgTable, opts: PutUserSgOptions): void {
   const t = checkTable('table', table);
@@ -146,7 +147,8 @@ export function putUserSg(table: SgTable, opts: PutUserSgOptions): void {
   const dirty = checkBool('opts.dirty', opts.dirty);
   const user = t.user;
   if (user === null) fail('EINVAL', 'the table holds no getUserSg pins (built from pages, or already released)');
-  if (t.mapping !== null) dmaUnmapSgtable(t.mapping.device, t, t.mapping.dir);
+  if (user.kind !== 'user') fail('EINVAL', 'the table belongs to an ib_umem: release it with ibUmemRelease');
+  unmapTable(t);
   unpinEntries(user.mm.memory, t, dirty);
   t.user = null;
   t.release();

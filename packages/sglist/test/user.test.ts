@@ -8,7 +8,7 @@ import {
   AddressSpace, Device, Iommu, IodescError, leakReport, PAGE_SIZE, PhysicalMemory, folioPinCount,
 } from '@iodesc/core';
 import {
-  dmaMapSg, dmaMapSgtable, dmaUnmapSg, dmaUnmapSgtable, getUserSg, putUserSg, sgAllocTableFromPages, sgAllocTableFromPagesSegment, sgEntry, sgFreeTable, sgNext,
+  dmaMapSg, dmaMapSgtable, dmaUnmapSg, dmaUnmapSgtable, getUserSg, ibUmemGet, ibUmemRelease, putUserSg, sgAllocTableFromPages, sgAllocTableFromPagesSegment, sgEntry, sgFreeTable, sgNext,
   UINT_MAX,
 } from '../src/index.js';
 
@@ -183,6 +183,33 @@ describe('getUserSg / putUserSg', () => {
     expect(a[0]).not.toBe(b[0]);
     expect(t.nents).toBe(a.length);
     putUserSg(t, { dirty: false });
+    expect(leakReport(memory)).toEqual([]);
+  });
+
+  it('tears down a table mapped with dmaMapSg over fewer entries than it holds', () => {
+    const memory = new PhysicalMemory({ bytes: 64 * 2 ** 20, seed: 2 });
+    memory.fragment({ seed: 2, freeRunPages: 1 });
+    const mm = new AddressSpace(memory);
+    const addr = mm.mmap(10 * P, { populate: true });
+    const t = getUserSg(mm, addr, 10 * P, { write: true });
+    expect(t.origNents).toBeGreaterThan(3);
+    const device = new Device(memory, { name: 'd' });
+    expect(dmaMapSg(device, t, 3, 'from-device')).toBe(3);
+    putUserSg(t, { dirty: true });
+    expect(device.liveCount).toBe(0);
+    expect(leakReport(memory)).toEqual([]);
+  });
+
+  it('refuses an ib_umem\'s table (EINVAL), leaving the registration whole', () => {
+    const { memory, mm } = machine();
+    const addr = mm.mmap(8 * P, { populate: true });
+    const device = new Device(memory, { name: 'hca' });
+    const umem = ibUmemGet(device, mm, addr, 8 * P, { writable: true });
+    expect(codeOf(() => putUserSg(umem.sgt, { dirty: false }))).toBe('EINVAL');
+    expect(mm.pinnedVm).toBe(8);
+    expect(folioPinCount(memory, mm.lookupPfn(addr))).toBe(1);
+    expect(device.liveCount).toBe(1);
+    ibUmemRelease(umem);
     expect(leakReport(memory)).toEqual([]);
   });
 
