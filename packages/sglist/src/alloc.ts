@@ -51,11 +51,13 @@ export function appendPagesUnchecked(
 ): void {
   const t = a.sgt;
   let p = 0;
+  let prvLen = 0;
   if (a.prv >= 0) {
     // grow the last entry a page at a time while the pages continue it and it stays under maxSegment
     const u32 = t.store.u32;
     const b = a.prv * SG_WORDS;
     let len = u32[b + SG_LENGTH]!;
+    prvLen = len;
     const nextPfn = Math.floor(((u32[b + SG_PAGE_LINK]! >>> 2) * PAGE_SIZE + u32[b + SG_OFFSET]! + len) / PAGE_SIZE);
     if (pages[0] === nextPfn) {
       let last = nextPfn - 1;
@@ -73,8 +75,17 @@ export function appendPagesUnchecked(
   }
 
   const chunks = countChunks(pages, p, nPages, maxSegment);
-  t.store.reserve(t.store.used + chunks + Math.ceil(chunks / (SG_MAX_SINGLE_ALLOC - 1)) + 1);
-  const s = fillChunks(a, pages, p, nPages, chunks, offset, maxSegment, leftPages);
+  let s: number;
+  try {
+    t.store.reserve(t.store.used + chunks + Math.ceil(chunks / (SG_MAX_SINGLE_ALLOC - 1)) + 1);
+    s = fillChunks(a, pages, p, nPages, chunks, offset, maxSegment, leftPages);
+  } catch (e) {
+    // get_next_sg failed: the last entry as before the call, nents and prv unchanged; entries
+    // filled since lie past the list's end and chunks allocated stay for sg_free_append_table
+    if (a.prv >= 0) t.store.u32[a.prv * SG_WORDS + SG_LENGTH] = prvLen;
+    if (e instanceof RangeError) fail('ENOMEM', `no memory for ${chunks} more entries (${e.message})`);
+    throw e;
+  }
   const total = (nPages - p) * PAGE_SIZE - offset;
   if (size < total) clipToSize(t.store.u32, firstFilled, s, size, total);
   t.nents += chunks;
@@ -234,7 +245,9 @@ function mergeablePages(a: SgAppendTable, pages: Uint32Array, nPages: number, ma
  * the pages hold (as in the kernel, entries after the one that uses it up are then whole).
  * Returns 0. Cost: O(nPages), one allocation per 127 entries. Release with `sgFreeAppendTable`.
  * EINVAL for bad arguments, a table already marked ended (the kernel dereferences NULL there),
- * or a freed one; nothing changes then.
+ * or a freed one; nothing changes then. ENOMEM when the slots cannot be allocated: as in the
+ * kernel the last entry gets its length back and `nents` and `prv` stay, so the entries are
+ * those before the call (chunks already allocated stay until `sgFreeAppendTable`).
  */
 export function sgAllocAppendTableFromPages(
   append: SgAppendTable, pages: Uint32Array, nPages: number, offset: number, size: number, maxSegment: number, leftPages: number,

@@ -3,12 +3,12 @@
 // fast-check properties of the merge rules, and bad input.
 
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { IodescError, PAGE_SIZE } from '@iodesc/core';
 import {
   SG_MAX_SINGLE_ALLOC, SgAppendTable, sgAllocAppendTableFromPages, sgAllocTable, sgAllocTableFromPages, sgAllocTableFromPagesSegment,
   sgChain, sgEntry, sgFreeAppendTable, sgFreeTable, sgInitTable, sgIsChain, sgIsLast, sgLast, sgMarkEnd, sgNents, sgNentsForLen,
-  sgNext, sgSetPage, sgUnmarkEnd, UINT_MAX, type SgTable,
+  sgNext, sgSetPage, sgUnmarkEnd, SgStore, SgTable, UINT_MAX,
 } from '../src/index.js';
 
 const P = PAGE_SIZE;
@@ -189,6 +189,47 @@ describe('sgAllocAppendTableFromPages', () => {
     expect(a.sgt.footprint()).toMatchObject({ bytes: 4096 + 32, breakdown: { sg_append_table: 32 } });
     expect(sgNents(a.sgt)).toBe(3);
   });
+
+  // the buffer of slots cannot grow (as sg_kmalloc fails): at the up-front reserve, or at get_next_sg's chunk
+  it.each(['reserve', 'allocChunk'] as const)(
+    'restores the last entry and reports ENOMEM when allocation fails at %s after pages merged into it (scatterlist.c:537)',
+    (where) => {
+      const a = new SgAppendTable();
+      sgAllocAppendTableFromPages(a, pfns(10, 11), 2, 0, 2 * P, SGMAX, 1000);
+      const before = [...a.sgt.segments()];
+      const prv = a.prv;
+      const totalNents = a.totalNents;
+      // two pages continue the last entry, then 200 scattered ones need new slots
+      const pages = Uint32Array.from({ length: 202 }, (_, i) => (i < 2 ? 12 + i : 100 + 2 * i));
+      const grow = SgStore.prototype.reserve;
+      const spy = where === 'reserve'
+        ? vi.spyOn(SgStore.prototype, 'reserve').mockImplementation(function (this: SgStore, slots: number) {
+          if (this.used > 0 && slots > this.capacity) throw new RangeError('Array buffer allocation failed');
+          grow.call(this, slots);
+        })
+        : vi.spyOn(SgTable.prototype, 'allocChunk').mockImplementation(() => {
+          throw new RangeError('Array buffer allocation failed');
+        });
+      let code: string | undefined;
+      try {
+        code = codeOf(() => sgAllocAppendTableFromPages(a, pages, 202, 0, 202 * P, SGMAX, 0));
+      } finally {
+        spy.mockRestore();
+      }
+      expect(code).toBe('ENOMEM');
+      expect([...a.sgt.segments()]).toEqual(before);
+      expect(a.prv).toBe(prv);
+      expect(a.sgt.nents).toBe(1);
+      expect(a.totalNents).toBe(totalNents);
+      // with memory back, the same call builds what one call over all the pages builds
+      sgAllocAppendTableFromPages(a, pages, 202, 0, 202 * P, SGMAX, 0);
+      const all = Uint32Array.from([10, 11, ...pages]);
+      const one = sgAllocTableFromPages(all, all.length, 0, all.length * P);
+      expect([...a.sgt.segments()]).toEqual([...one.segments()]);
+      sgFreeTable(one);
+      sgFreeAppendTable(a);
+    },
+  );
 
   it('refuses an offset on a later call, and appending to an ended table, changing nothing', () => {
     const a = new SgAppendTable();

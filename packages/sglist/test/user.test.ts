@@ -3,13 +3,13 @@
 // unwinding a failure part-way with nothing left behind.
 
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   AddressSpace, Device, Iommu, IodescError, leakReport, PAGE_SIZE, PhysicalMemory, folioPinCount,
 } from '@iodesc/core';
 import {
   dmaMapSg, dmaMapSgtable, dmaUnmapSg, dmaUnmapSgtable, getUserSg, ibUmemGet, ibUmemRelease, putUserSg, sgAllocTableFromPages, sgAllocTableFromPagesSegment, sgEntry, sgFreeTable, sgNext,
-  UINT_MAX,
+  SgStore, UINT_MAX,
 } from '../src/index.js';
 
 const P = PAGE_SIZE;
@@ -123,6 +123,29 @@ describe('getUserSg / putUserSg', () => {
     expect(leakReport(memory)).toEqual([]);
     mm.clearInjectedFaults();
     putUserSg(getUserSg(mm, addr, 1600 * P, { write: true }), { dirty: false });
+    expect(leakReport(memory)).toEqual([]);
+  });
+
+  it('unwinds a table allocation failing after the second batch merged into the last entry: ENOMEM, each pin released once', () => {
+    const { memory, mm } = machine(3);
+    const addr = mm.mmap(1100 * P, { populate: true });
+    const pages = userPfns(mm, addr, 1100 * P);
+    // one run over the first batch edge: batch 2 grows the last entry to maxSegment, then needs a new one
+    for (let i = 1; i < 700; i++) expect(pages[i]).toBe(pages[0]! + i);
+    const grow = SgStore.prototype.reserve;
+    // the buffer of slots cannot grow once the first batch is in (batch 1 fits the first chunk)
+    const spy = vi.spyOn(SgStore.prototype, 'reserve').mockImplementation(function (this: SgStore, slots: number) {
+      if (this.used > 0 && slots > this.capacity) throw new RangeError('Array buffer allocation failed');
+      grow.call(this, slots);
+    });
+    let code: string | undefined;
+    try {
+      code = codeOf(() => getUserSg(mm, addr, 1100 * P, { write: false, maxSegment: 600 * P }));
+    } finally {
+      spy.mockRestore();
+    }
+    expect(code).toBe('ENOMEM');
+    for (const p of pages) expect(folioPinCount(memory, p)).toBe(0);
     expect(leakReport(memory)).toEqual([]);
   });
 
