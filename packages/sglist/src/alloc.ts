@@ -18,6 +18,10 @@ export class SgAppendTable {
   prv = -1;
   /** Slots in the table, chain slots and unused slots kept for later calls included. */
   totalNents = 0;
+
+  constructor() {
+    this.sgt.append = this;
+  }
 }
 
 // get_next_sg(): the slot after `cur`, unless it is the chunk's last and more than one entry is
@@ -291,6 +295,7 @@ export function fromPagesUnchecked(pages: Uint32Array, nPages: number, offset: n
   const t = a.sgt;
   // the header is a struct sg_table: the append wrapper was local to the call
   t.headerBytes = SG_TABLE_BYTES;
+  t.append = null;
   return t;
 }
 
@@ -313,10 +318,14 @@ export function sgFreeAppendTable(append: SgAppendTable): void {
  * pages) when one is longer, as a driver builds its table with the device's limit
  * (`sg_alloc_table_from_pages_segment(..., dma_max_mapping_size(dev))`): the same bytes, the
  * same pins, re-cut. Only tables whose inner entries are whole pages (every table built from
- * pages or user memory) are re-cut; returns whether it did.
+ * pages or user memory) are re-cut, and an append table only once ended (its wrapper then
+ * points at the new last entry and slots); returns whether it did.
  */
 export function resegment(t: SgTable, maxSegment: number): boolean {
   const u32 = t.store.u32;
+  const wrapper = t.append;
+  // a wrapper that may still append keeps its slots, and the slots it reserved for what comes
+  if (wrapper !== null && wrapper.prv >= 0 && !(u32[wrapper.prv * SG_WORDS + SG_PAGE_LINK]! & SG_END)) return false;
   let over = false;
   let pageCount = 0;
   for (let i = 0, s = t.sgl; i < t.origNents; i++, s = nextSlot(u32, s)) {
@@ -351,5 +360,9 @@ export function resegment(t: SgTable, maxSegment: number): boolean {
   t.chunkSlots = n.chunkSlots;
   t.nents = n.nents;
   t.origNents = n.origNents;
+  if (wrapper !== null) {
+    wrapper.prv = a.prv;
+    wrapper.totalNents = a.totalNents;
+  }
   return true;
 }

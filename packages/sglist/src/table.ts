@@ -170,6 +170,8 @@ export class SgTable implements IoDescriptor {
   freed = false;
   /** Memory the entries name, when known (fromPages, getUserSg); copies may use it by default. */
   memory: PhysicalMemory | null = null;
+  /** @internal The sg_append_table around this table, whose `prv` indexes its slots; null for a plain table. */
+  append: { prv: number; totalNents: number } | null = null;
 
   /** @internal Use the allocation functions. */
   constructor(public headerBytes: number = SG_TABLE_BYTES) {}

@@ -4,11 +4,11 @@
 
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
-import { IodescError, PAGE_SIZE } from '@iodesc/core';
+import { Device, IodescError, leakReport, PAGE_SIZE, PhysicalMemory } from '@iodesc/core';
 import {
   SG_MAX_SINGLE_ALLOC, SgAppendTable, sgAllocAppendTableFromPages, sgAllocTable, sgAllocTableFromPages, sgAllocTableFromPagesSegment,
   sgChain, sgEntry, sgFreeAppendTable, sgFreeTable, sgInitTable, sgIsChain, sgIsLast, sgLast, sgMarkEnd, sgNents, sgNentsForLen,
-  sgNext, sgSetPage, sgUnmarkEnd, SgStore, SgTable, UINT_MAX,
+  sglistBackend, sgNext, sgSetPage, sgUnmarkEnd, SgStore, SgTable, UINT_MAX,
 } from '../src/index.js';
 
 const P = PAGE_SIZE;
@@ -242,6 +242,41 @@ describe('sgAllocAppendTableFromPages', () => {
     expect(codeOf(() => sgAllocAppendTableFromPages(a, pfns(9), 1, 0, P, SGMAX, 0))).toBe('EINVAL');
     expect(a.sgt.nents).toBe(1);
     expect(before).toHaveLength(1);
+  });
+});
+
+describe('sglistBackend.dmaMap re-cutting an append table for the device', () => {
+  const memory = new PhysicalMemory({ bytes: 16 * 2 ** 20, seed: 5 });
+  const device = new Device(memory, { name: 'd', maxSegmentSize: 16 * P });
+  const run = (from: number, n: number) => Uint32Array.from({ length: n }, (_, i) => from + i);
+
+  it('re-cuts an ended table and points its wrapper (prv, totalNents) into the new slots', () => {
+    const a = new SgAppendTable();
+    sgAllocAppendTableFromPages(a, run(1000, 64), 64, 0, 64 * P, UINT_MAX, 0);
+    const m = sglistBackend.dmaMap(a.sgt, device, 'to-device');
+    expect([...a.sgt.segments()].map((e) => [e.pfn, e.length])).toEqual([[1000, 16 * P], [1016, 16 * P], [1032, 16 * P], [1048, 16 * P]]);
+    expect(sgEntry(a.sgt, a.prv)).toMatchObject({ pfn: 1048, end: true });
+    expect(a.totalNents).toBe(a.sgt.totalSlots);
+    sglistBackend.dmaUnmap(m);
+    // a page continuing the last entry merges into it; any other has no slot after the end
+    sgAllocAppendTableFromPages(a, run(1064, 1), 1, 0, P, UINT_MAX, 0);
+    expect([...a.sgt.segments()].map((e) => e.length)).toEqual([16 * P, 16 * P, 16 * P, 17 * P]);
+    expect(codeOf(() => sgAllocAppendTableFromPages(a, run(3000, 1), 1, 0, P, UINT_MAX, 0))).toBe('EINVAL');
+    sgFreeAppendTable(a);
+    expect(leakReport(memory)).toEqual([]);
+  });
+
+  it('leaves a table whose wrapper may still append as it is (mapped with DMA-debug warnings)', () => {
+    const a = new SgAppendTable();
+    sgAllocAppendTableFromPages(a, run(1000, 64), 64, 0, 64 * P, UINT_MAX, 10);
+    const before = a.prv;
+    const m = sglistBackend.dmaMap(a.sgt, device, 'to-device');
+    expect([...a.sgt.segments()].map((e) => e.length)).toEqual([64 * P]);
+    sglistBackend.dmaUnmap(m);
+    expect(a.prv).toBe(before);
+    sgAllocAppendTableFromPages(a, run(2000, 10), 10, 0, 10 * P, UINT_MAX, 0);
+    expect([...a.sgt.segments()].map((e) => [e.pfn, e.length])).toEqual([[1000, 64 * P], [2000, 10 * P]]);
+    sgFreeAppendTable(a);
   });
 });
 
