@@ -209,8 +209,11 @@ export class SgTable implements IoDescriptor {
   }
 
   /**
-   * The mapped entries (`for_each_sgtable_dma_sg`: the first `nents`), a fresh
-   * `{ dmaAddress, dmaLength }` each; none when not mapped.
+   * The DMA fields of the first `nents` entries (`for_each_sgtable_dma_sg`), a fresh
+   * `{ dmaAddress, dmaLength }` each; none when not mapped. After `dmaMapSgtable` these are the
+   * mapped segments; `dmaMapSg` leaves `nents` alone, so then all `origNents` entries come,
+   * those past the mapped count with length 0 (past the `nents` it was given, whatever the
+   * fields held), as in the kernel.
    */
   *dmaSegments(): Generator<DmaSegment> {
     if (!this.dmaValid) return;

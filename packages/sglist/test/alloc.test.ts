@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { Device, IodescError, leakReport, PAGE_SIZE, PhysicalMemory } from '@iodesc/core';
 import {
-  SG_MAX_SINGLE_ALLOC, SgAppendTable, sgAllocAppendTableFromPages, sgAllocTable, sgAllocTableFromPages, sgAllocTableFromPagesSegment,
+  dmaMapSgtable, SG_MAX_SINGLE_ALLOC, SgAppendTable, sgAllocAppendTableFromPages, sgAllocTable, sgAllocTableFromPages, sgAllocTableFromPagesSegment,
   sgChain, sgEntry, sgFreeAppendTable, sgFreeTable, sgInitTable, sgIsChain, sgIsLast, sgLast, sgMarkEnd, sgNents, sgNentsForLen,
   sglistBackend, sgNext, sgSetPage, sgUnmarkEnd, SgStore, SgTable, UINT_MAX,
 } from '../src/index.js';
@@ -167,6 +167,14 @@ describe('offsets and clipping (sg_alloc_append_table_from_pages)', () => {
   ])('%s', (_label, pages, offset, size, max, want) => {
     const t = sgAllocTableFromPagesSegment(Uint32Array.from(pages), pages.length, offset, size, max);
     expect([...t.segments()].map((s) => [s.pfn, s.offset, s.length])).toEqual(want);
+  });
+
+  it('cannot DMA-map the 0-byte entry of a size ending on an entry edge (core refuses a length below 1; the kernel maps it)', () => {
+    const memory = new PhysicalMemory({ bytes: 16 * 2 ** 20, seed: 5 });
+    const t = sgAllocTableFromPages(pfns(5, 7, 9), 3, 0, P);
+    expect(codeOf(() => dmaMapSgtable(new Device(memory, { name: 'd' }), t, 'to-device'))).toBe('EINVAL');
+    expect(t.mapping).toBe(null);
+    sgFreeTable(t);
   });
 });
 

@@ -201,4 +201,15 @@ describe('sgSplit', () => {
     const { tables } = sgSplit(t, 0, 0, [100]);
     expect([...tables[0]!.segments()].map((s) => [s.pfn, s.length])).toEqual([[10, 2 * P], [20, P], [30, 0]]);
   });
+
+  // entries [10-11: 2 pages] [20] [30]; sizes → the last piece's entries as [pfn, length]
+  it.each([
+    ['ends exactly on an inner entry edge', 0, [2 * P], [[10, 2 * P]]],
+    ['ends exactly on an inner entry edge, starting inside an entry', 100, [P, 2 * P - 100], [[11, P - 100], [20, P]]],
+    ['ends inside the list\'s last entry', 0, [3 * P + 100], [[10, 2 * P], [20, P], [30, 100]]],
+  ])('keeps a last piece that %s exact', (_label, skip, sizes, want) => {
+    const t = sgAllocTableFromPages(Uint32Array.of(10, 11, 20, 30), 4, 0, 4 * P);
+    const { tables } = sgSplit(t, 0, skip, sizes);
+    expect([...tables[tables.length - 1]!.segments()].map((s) => [s.pfn, s.length])).toEqual(want);
+  });
 });
