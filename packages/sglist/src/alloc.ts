@@ -54,6 +54,7 @@ export function appendPagesUnchecked(
   a: SgAppendTable, pages: Uint32Array, nPages: number, offset: number, size: number, maxSegment: number, leftPages: number,
 ): void {
   const t = a.sgt;
+  t.entriesChanged();
   let p = 0;
   let prvLen = 0;
   if (a.prv >= 0) {
@@ -91,7 +92,8 @@ export function appendPagesUnchecked(
     throw e;
   }
   const total = (nPages - p) * PAGE_SIZE - offset;
-  if (size < total) clipToSize(t.store.u32, firstFilled, s, size, total);
+  // the first slot filled is the one after prv (through a chain link when a chunk was added there)
+  if (size < total) clipToSize(t.store.u32, a.prv >= 0 ? nextSlot(t.store.u32, a.prv) : t.sgl, s, size, total);
   t.nents += chunks;
   t.origNents = t.nents;
   a.prv = s;
@@ -112,24 +114,15 @@ function countChunks(pages: Uint32Array, from: number, n: number, maxSegment: nu
   return chunks;
 }
 
-// Last slot of the chunk holding the slot advanceChunk returned, -1 when not the newest chunk.
-let chunkLastOf = -1;
-
-// The slow step of the fill loop: get_next_sg, then where the chunk holding the slot ends.
-function advanceChunk(a: SgAppendTable, s: number, needed: number): number {
-  const t = a.sgt;
-  const next = getNextSg(a, s, needed);
+// Last slot of the newest chunk when slot `s` lies in it, else -1 (an older chunk's slot).
+function newestChunkLast(t: SgTable, s: number): number {
   const k = t.chunkStart.length - 1;
   const start = t.chunkStart[k]!;
-  chunkLastOf = next >= start ? start + t.chunkSlots[k]! - 1 : -1;
-  return next;
+  return s >= start ? start + t.chunkSlots[k]! - 1 : -1;
 }
 
-// First slot fillChunks filled.
-let firstFilled = -1;
-
-// Fills one whole entry per chunk of pages[from..n) (sg_set_page), the first from `offset`;
-// returns the last slot filled (and sets firstFilled).
+// Fills one whole entry per chunk of pages[from..n) (sg_set_page), the first from `offset`,
+// in the slots after a.prv; returns the last slot filled.
 function fillChunks(
   a: SgAppendTable, pages: Uint32Array, from: number, n: number, chunks: number, offset: number, maxSegment: number, leftPages: number,
 ): number {
@@ -153,8 +146,9 @@ function fillChunks(
     if (s + 1 < chunkLast) {
       s++;
     } else {
-      s = advanceChunk(a, s, chunks - i + leftPages);
-      chunkLast = chunkLastOf;
+      // the slow step, once a chunk: get_next_sg, then where the chunk holding the slot ends
+      s = getNextSg(a, s, chunks - i + leftPages);
+      chunkLast = newestChunkLast(a.sgt, s);
       u32 = a.sgt.store.u32;
     }
     const chunkSize = (j - cur) * page - offset;
@@ -163,7 +157,6 @@ function fillChunks(
     u32[b + link] = ((u32[b + link]! & flags) | (pages[cur]! << 2)) >>> 0;
     u32[b + offsetField] = offset;
     u32[b + lengthField] = chunkSize;
-    if (i === 0) firstFilled = s;
     offset = 0;
     cur = j;
   }
@@ -360,6 +353,7 @@ export function resegment(t: SgTable, maxSegment: number): boolean {
   t.chunkSlots = n.chunkSlots;
   t.nents = n.nents;
   t.origNents = n.origNents;
+  t.entriesChanged();
   if (wrapper !== null) {
     wrapper.prv = a.prv;
     wrapper.totalNents = a.totalNents;

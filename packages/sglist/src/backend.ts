@@ -4,7 +4,7 @@
 import { checkInt, Device, DmaMapping, fail, PAGE_SIZE, PhysicalMemory, registerBackend } from '@iodesc/core';
 import type { DescriptorBackend, DmaDirection, FromPagesOptions, GetUserOptions, PutUserOptions } from '@iodesc/core';
 import { fromPagesUnchecked, resegment } from './alloc.js';
-import { deviceSegmentLimit, dmaMapSgtable, dmaUnmapSgtable } from './dma.js';
+import { deviceSegmentLimit, dmaUnmapSgtable, mapSgtable } from './dma.js';
 import { checkTable, SgTable, UINT_MAX } from './table.js';
 import { getUserSg, putUserSg } from './user.js';
 
@@ -47,8 +47,7 @@ export const sglistBackend: DescriptorBackend<SgTable> = {
     if (!(device instanceof Device)) fail('EINVAL', 'device must be a Device');
     // honour the device's limits as a driver does when it builds its table for the device
     if (t.mapping === null) resegment(t, deviceSegmentLimit(device));
-    dmaMapSgtable(device, t, dir);
-    const m = t.mapping!;
+    const m = mapSgtable(device, t, dir);
     tableOf.set(m, t);
     return m;
   },

@@ -39,8 +39,8 @@ export class SgMiter {
   /** @internal */ nentsLeft: number;
   /** @internal */ winOffset = 0;
   /** @internal */ remaining = 0;
-  /** @internal The kmap: one page of scratch. */
-  readonly page = new Uint8Array(PAGE_SIZE);
+  /** @internal The kmap: one page of scratch, allocated by the first `sgMiterNext` (sgCopyBuffer never needs it). */
+  page: Uint8Array | null = null;
 
   /** @internal Use `sgMiterStart`. */
   constructor(readonly memory: PhysicalMemory, readonly table: SgTable, nents: number, readonly flags: number) {
@@ -114,8 +114,9 @@ export function sgMiterNext(miter: SgMiter): boolean {
   miter.pfn = pfn;
   miter.offset = miter.winOffset;
   miter.length = miter.consumed = miter.remaining;
-  miter.memory.copyFromPhys(pfn * PAGE_SIZE + miter.offset, miter.page, miter.offset, miter.length);
-  miter.addr = miter.page.subarray(miter.offset, miter.offset + miter.length);
+  const page = miter.page ?? (miter.page = new Uint8Array(PAGE_SIZE));
+  miter.memory.copyFromPhys(pfn * PAGE_SIZE + miter.offset, page, miter.offset, miter.length);
+  miter.addr = page.subarray(miter.offset, miter.offset + miter.length);
   return true;
 }
 
@@ -141,7 +142,8 @@ export function sgMiterStop(miter: SgMiter): void {
   checkInt('miter.consumed', miter.consumed, 0, miter.length);
   miter.winOffset += miter.consumed;
   miter.remaining -= miter.consumed;
-  if (miter.flags & SG_MITER_TO_SG) miter.memory.copyToPhys(miter.pfn * PAGE_SIZE + miter.offset, miter.page, miter.offset, miter.length);
+  // addr is a view of the scratch page
+  if (miter.flags & SG_MITER_TO_SG) miter.memory.copyToPhys(miter.pfn * PAGE_SIZE + miter.offset, miter.addr, 0, miter.length);
   miter.pfn = -1;
   miter.addr = null;
   miter.length = 0;

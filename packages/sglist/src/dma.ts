@@ -52,9 +52,15 @@ function checkMap(device: unknown, table: unknown, dir: unknown): SgTable {
  * an entry core refuses), EBUSY (already mapped), ENODEV; nothing changes then.
  */
 export function dmaMapSgtable(device: Device, table: SgTable, dir: DmaDirection): void {
+  mapSgtable(device, table, dir);
+}
+
+/** @internal `dmaMapSgtable`, returning the mapping (the backend hands it out). */
+export function mapSgtable(device: Device, table: SgTable, dir: DmaDirection): DmaMapping {
   const t = checkMap(device, table, dir);
   const m = mapEntries(device, t, t.origNents, dir);
   t.nents = m.count;
+  return m;
 }
 
 /** Unmaps what `dmaMapSgtable` mapped (`dma_unmap_sgtable`). EINVAL when the table is not mapped, or mapped for another device. */

@@ -74,6 +74,7 @@ export function sgInitTable(table: SgTable, slot: number, nents: number): void {
   checkInt('nents', nents, 1, t.store.used - slot);
   t.store.u32.fill(0, slot * SG_WORDS, (slot + nents) * SG_WORDS);
   t.store.u32[(slot + nents - 1) * SG_WORDS + SG_PAGE_LINK] = SG_END;
+  t.entriesChanged();
 }
 
 /** Marks `slot` the end of the list, clearing a chain bit (`sg_mark_end`). */
@@ -81,6 +82,7 @@ export function sgMarkEnd(table: SgTable, slot: number): void {
   const t = checkTable('table', table);
   const w = checkSlot(t, 'slot', slot) * SG_WORDS + SG_PAGE_LINK;
   t.store.u32[w] = (t.store.u32[w]! | SG_END) & ~SG_CHAIN;
+  t.entriesChanged();
 }
 
 /** Removes the end mark of `slot` (`sg_unmark_end`). */
@@ -88,6 +90,7 @@ export function sgUnmarkEnd(table: SgTable, slot: number): void {
   const t = checkTable('table', table);
   const w = checkSlot(t, 'slot', slot) * SG_WORDS + SG_PAGE_LINK;
   t.store.u32[w] = t.store.u32[w]! & ~SG_END;
+  t.entriesChanged();
 }
 
 /** @internal `__sg_chain`: `chainSlot` becomes a link to `sgl`, offset and length cleared. */
@@ -104,6 +107,7 @@ export function sgChain(table: SgTable, prv: number, prvNents: number, sgl: numb
   checkSlot(t, 'prv', prv);
   checkInt('prvNents', prvNents, 1, t.store.used - prv);
   chainSlot(t.store.u32, prv + prvNents - 1, checkSlot(t, 'sgl', sgl));
+  t.entriesChanged();
 }
 
 /**
@@ -121,6 +125,7 @@ export function sgSetPage(table: SgTable, slot: number, pfn: number, len: number
   u32[b + SG_PAGE_LINK] = ((u32[b + SG_PAGE_LINK]! & SG_PAGE_LINK_MASK) | (pfn << 2)) >>> 0;
   u32[b + SG_OFFSET] = offset;
   u32[b + SG_LENGTH] = len;
+  t.entriesChanged();
 }
 
 /** One entry's fields, a fresh object: `pfn` as stored (`sg_page`), `offset` and `length` raw, the DMA fields. */

@@ -78,6 +78,10 @@ export function sgSlabShrink(): number {
   return n;
 }
 
+// The views of an empty store, shared: of length 0, nothing is ever written through them.
+const EMPTY_U32 = new Uint32Array(0);
+const EMPTY_F64 = new Float64Array(0);
+
 /**
  * The slots of one table: a growable buffer seen as u32 words and f64 words. Slots are handed
  * out in chunks and never reused within a table; each chunk is zeroed as it is handed out, as
@@ -123,11 +127,11 @@ export class SgStore {
     return first;
   }
 
-  /** Gives the buffer back to the slab; the store must not be used afterwards. */
+  /** Gives the buffer back to the slab; the store is then empty (capacity 0) and grows again on use. */
   recycle(): void {
     slabGive(this.u32.buffer as ArrayBuffer);
-    this.u32 = new Uint32Array(0);
-    this.f64 = new Float64Array(0);
+    this.u32 = EMPTY_U32;
+    this.f64 = EMPTY_F64;
     this.used = 0;
   }
 }
@@ -176,12 +180,30 @@ export class SgTable implements IoDescriptor {
   /** @internal Use the allocation functions. */
   constructor(public headerBytes: number = SG_TABLE_BYTES) {}
 
-  /** Bytes the CPU entries describe. Cost: O(origNents). */
+  // the length as last counted, for this sgl and origNents; -1 once an entry changed
+  #lengthBytes = -1;
+  #lengthSgl = -1;
+  #lengthNents = 0;
+
+  /**
+   * Bytes the CPU entries describe. Cost: O(1); O(origNents) on the first read after the table
+   * is built or changed (the count is kept until an entry, `sgl` or `origNents` changes).
+   */
   get length(): number {
-    const u32 = this.store.u32;
-    let total = 0;
-    for (let i = 0, s = this.sgl; i < this.origNents && s >= 0; i++, s = nextSlot(u32, s)) total += u32[s * SG_WORDS + SG_LENGTH]!;
-    return total;
+    if (this.#lengthBytes < 0 || this.#lengthSgl !== this.sgl || this.#lengthNents !== this.origNents) {
+      const u32 = this.store.u32;
+      let total = 0;
+      for (let i = 0, s = this.sgl; i < this.origNents && s >= 0; i++, s = nextSlot(u32, s)) total += u32[s * SG_WORDS + SG_LENGTH]!;
+      this.#lengthBytes = total;
+      this.#lengthSgl = this.sgl;
+      this.#lengthNents = this.origNents;
+    }
+    return this.#lengthBytes;
+  }
+
+  /** @internal An entry's length or the list's links changed: `length` counts again on its next read. */
+  entriesChanged(): void {
+    this.#lengthBytes = -1;
   }
 
   get nrSegments(): number {
@@ -241,12 +263,12 @@ export class SgTable implements IoDescriptor {
     return { bytes: list + header, allocations: this.chunkSlots.length + 1, entries: slots, breakdown: { scatterlist: list, [name]: header } };
   }
 
-  /** @internal Gives up every slot (`__sg_free_table`). */
+  /** @internal Gives up every slot (`__sg_free_table`); the store stays, empty, for a table used again. */
   release(): void {
     this.store.recycle();
-    this.store = new SgStore(1);
-    this.chunkStart = [];
-    this.chunkSlots = [];
+    this.chunkStart.length = 0;
+    this.chunkSlots.length = 0;
+    this.entriesChanged();
     this.sgl = -1;
     this.nents = 0;
     this.origNents = 0;
@@ -256,6 +278,7 @@ export class SgTable implements IoDescriptor {
   /** @internal Allocates one chunk of `n` slots (`sg_kmalloc` + `sg_init_table`); returns its first slot. */
   allocChunk(n: number): number {
     const first = this.store.alloc(n);
+    this.entriesChanged();
     this.chunkStart.push(first);
     this.chunkSlots.push(n);
     return first;

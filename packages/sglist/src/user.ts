@@ -119,7 +119,10 @@ export function getUserSg(mm: AddressSpace, addr: number, length: number, opts: 
   const t = a.sgt;
   // batches are appended as whole pages, so that merges across their edges stay exact; clip the tail here
   const tail = nrPages * PAGE_SIZE - offset - length;
-  if (tail > 0) t.store.u32[a.prv * SG_WORDS + SG_LENGTH] = t.store.u32[a.prv * SG_WORDS + SG_LENGTH]! - tail;
+  if (tail > 0) {
+    t.store.u32[a.prv * SG_WORDS + SG_LENGTH] = t.store.u32[a.prv * SG_WORDS + SG_LENGTH]! - tail;
+    t.entriesChanged();
+  }
   t.memory = mm.memory;
   if (o.device !== undefined) {
     try {

@@ -149,6 +149,38 @@ describe('chaining (__sg_alloc_table, get_next_sg)', () => {
     sgInitTable(t, t.sgl, 8);
     expect(sgNents(t)).toBe(8);
   });
+
+  it('keeps length right while the helpers edit entries and links (it is counted once per change)', () => {
+    const t = sgAllocTable(8);
+    let s = t.sgl;
+    for (let i = 0; i < 8; i++, s = sgNext(t, s)) sgSetPage(t, s, 100 + i, 10, 0);
+    expect(t.length).toBe(80);
+    sgSetPage(t, t.sgl + 1, 101, 500, 0);
+    expect(t.length).toBe(570);
+    sgMarkEnd(t, t.sgl + 2);
+    expect(t.length).toBe(520);
+    sgUnmarkEnd(t, t.sgl + 2);
+    expect(t.length).toBe(570);
+    sgChain(t, t.sgl, 3, t.sgl + 5);
+    expect(t.length).toBe(540); // slots 0, 1, 5, 6, 7: the walk ends at the end mark
+    t.origNents = 2;
+    expect(t.length).toBe(510);
+    sgInitTable(t, t.sgl, 8);
+    expect(t.length).toBe(0);
+    sgFreeTable(t);
+  });
+
+  it('takes appends again after sgFreeAppendTable, from an empty store', () => {
+    const a = new SgAppendTable();
+    sgAllocAppendTableFromPages(a, pfns(1, 2, 4), 3, 0, 3 * P, SGMAX, 0);
+    expect(a.sgt.length).toBe(3 * P);
+    sgFreeAppendTable(a);
+    expect([a.prv, a.totalNents, a.sgt.origNents, a.sgt.totalSlots, a.sgt.length]).toEqual([-1, 0, 0, 0, 0]);
+    sgAllocAppendTableFromPages(a, pfns(7, 8), 2, 10, 2 * P - 20, SGMAX, 0);
+    expect([...a.sgt.segments()].map((e) => [e.pfn, e.offset, e.length])).toEqual([[7, 10, 2 * P - 20]]);
+    expect(a.sgt.length).toBe(2 * P - 20);
+    sgFreeAppendTable(a);
+  });
 });
 
 describe('offsets and clipping (sg_alloc_append_table_from_pages)', () => {
