@@ -36,6 +36,7 @@ export { Device, NO_SEG_BOUNDARY, MAX_WARNINGS } from './dma/device.js';
 export { Iommu, IOMMU_READ, IOMMU_WRITE } from './dma/iommu.js';
 export { IovaDomain } from './dma/iova.js';
 export { DmaMapping, dmaMapSegments, dmaUnmapSegments, dmaSyncForCpu, dmaSyncForDevice } from './dma/mapping.js';
+export { dmaFindBestPgsz } from './dma/best-pgsz.js';
 export {
   SwiotlbPool, swiotlbInit, swiotlbPool, swiotlbPoolIfAny, IO_TLB_SIZE, IO_TLB_SEGSIZE, IO_TLB_DEFAULT_SIZE,
 } from './dma/swiotlb.js';

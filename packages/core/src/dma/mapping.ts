@@ -123,6 +123,14 @@ export class DmaMapping {
     return this.#s.dmaLen[i]!;
   }
 
+  /**
+   * Physical address of input entry `i` (0 ≤ i < nents; not checked), as given to
+   * `dmaMapSegments`: read-only, so a caller can relate a DMA segment to the memory behind it.
+   */
+  entryPhys(i: number): number {
+    return this.#s.phys[i]!;
+  }
+
   /** The DMA segments in order, a fresh `{ dmaAddress, dmaLength }` each. */
   *segments(): Generator<DmaSegment> {
     const s = this.#s;
