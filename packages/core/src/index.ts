@@ -40,6 +40,17 @@ export {
   SwiotlbPool, swiotlbInit, swiotlbPool, swiotlbPoolIfAny, IO_TLB_SIZE, IO_TLB_SEGSIZE, IO_TLB_DEFAULT_SIZE,
 } from './dma/swiotlb.js';
 export { registerBackend, getBackend, listBackends, unregisterBackend } from './descriptor/registry.js';
+export {
+  DmaIovaState, dmaGetMergeBoundary, dmaIovaTryAlloc, dmaIovaLink, dmaIovaSync, dmaIovaDestroy,
+} from './dma/iova-link.js';
+export {
+  blkValidateLimits, SECTOR_SHIFT, SECTOR_SIZE, BLK_MAX_SEGMENTS, BLK_SAFE_MAX_SECTORS, BLK_MAX_SEGMENT_SIZE, BLK_SEG_BOUNDARY_MASK,
+  BLK_MIN_SEGMENT_SIZE, BLK_DEF_MAX_SECTORS_CAP, BLK_MAX_BLOCK_SIZE, BIO_MAX_SIZE,
+} from './block/limits.js';
+export { getMaxSegmentSize, biovecPhysMergeable, bvecGapToPrev, bvecSegGap, blkCanDmaMapIova, ffs, minNotZero } from './block/merge.js';
+export { bioSplitIoAt, bioSplitRwAt, getMaxIoSize } from './block/split.js';
+export { BlkMapIter, blkRqMapSegments } from './block/map-sg.js';
+export { BlkDmaIter, blkRqDmaMapIterStart, blkRqDmaMapIterNext, blkRqDmaUnmap } from './block/dma-iter.js';
 
 export type { Errno } from './errors.js';
 export type { PhysicalMemoryOptions, MemoryStats } from './mm/memory.js';
@@ -62,3 +73,5 @@ export type { DeviceOptions } from './dma/device.js';
 export type { IommuOptions } from './dma/iommu.js';
 export type { DmaMapOptions } from './dma/mapping.js';
 export type { FragArray, ConversionCost } from './net/types.js';
+export type { QueueLimits, QueueLimitsOptions } from './block/limits.js';
+export type { PhysRanges, SplitDecision } from './block/split.js';

@@ -1,0 +1,142 @@
+// The split at submission, over any sequence of (physical address, length) vectors, as
+// block/blk-merge.c does it for a bio: bio_split_io_at, bvec_split_segs, get_max_io_size.
+
+import { PAGE_SIZE } from '../constants.js';
+import { andMask } from '../dma/mask.js';
+import { SECTOR_SHIFT, SECTOR_SIZE, type QueueLimits } from './limits.js';
+import { bvecGapToPrev, bvecSegGap, ffs, getMaxSegmentSize } from './merge.js';
+
+/**
+ * A read-only sequence of physically contiguous vectors, as a bio's iterator shows them
+ * (`bio_for_each_bvec`): entry `i` starts at physical address `phys(i)` and holds `length(i)`
+ * bytes. Backends implement it over their own typed arrays, so the walks below allocate nothing.
+ */
+export interface PhysRanges {
+  readonly count: number;
+  phys(i: number): number;
+  length(i: number): number;
+}
+
+/** What `bioSplitIoAt` decided. */
+export interface SplitDecision {
+  /** EINVAL: a vector misaligned, or no logical block fits (the kernel fails the bio); null otherwise. */
+  error: 'EINVAL' | null;
+  /** 0: no split needed; otherwise the first part's size in 512-byte sectors. */
+  sectors: number;
+  /** Segments in the (first part of the) bio. */
+  segs: number;
+  /** `bi_bvec_gap_bit`: ffs of the gaps between the vectors scanned (0: none). */
+  gapBit: number;
+  /** Why the split happened ('' when none). */
+  reason: '' | 'virt-boundary' | 'max-segments' | 'max-bytes';
+}
+
+// bvec_split_segs' in/out counters, kept here so the loop allocates nothing
+let nsegs = 0;
+let bytes = 0;
+
+/**
+ * `bvec_split_segs`: adds the segments of the vector (`paddr`, `len`) that fit under
+ * `maxSegs` and `maxBytes`, each cut by `get_max_segment_size` and stopping early at a virt
+ * boundary; true when the vector must be split (not all of it fits).
+ */
+function bvecSplitSegs(lim: QueueLimits, paddr: number, len: number, maxSegs: number, maxBytes: number): boolean {
+  const maxLen = maxBytes - bytes;
+  let left = Math.min(len, maxLen);
+  let total = 0;
+  const off = paddr % PAGE_SIZE;
+  while (left > 0 && nsegs < maxSegs) {
+    const seg = getMaxSegmentSize(lim, paddr + total, left);
+    nsegs++;
+    total += seg;
+    left -= seg;
+    if (lim.virtBoundaryMask !== 0 && andMask(off + total, lim.virtBoundaryMask) !== 0) break;
+  }
+  bytes += total;
+  return left > 0 || len > maxLen;
+}
+
+/**
+ * `bio_split_io_at`: walks `ranges` (a bio's vectors) against the limits and a byte budget
+ * and says whether and where to split. A vector whose page offset breaks `dmaAlignment`
+ * or whose length breaks `lenAlignMask` is EINVAL; a virt-boundary gap, `maxSegments` or
+ * `maxBytes` ends the first part, rounded down to the logical block (EINVAL if that leaves
+ * nothing). Records the gap bit of what was scanned. Cost: O(vectors scanned); allocates only
+ * the returned record (pass `out` to reuse one).
+ */
+export function bioSplitIoAt(lim: QueueLimits, ranges: PhysRanges, maxBytes: number, lenAlignMask: number, out?: SplitDecision): SplitDecision {
+  const r: SplitDecision = out ?? { error: null, sectors: 0, segs: 0, gapBit: 0, reason: '' };
+  r.error = null;
+  r.sectors = 0;
+  r.reason = '';
+  nsegs = 0;
+  bytes = 0;
+  let gaps = 0;
+  let prevOff = 0;
+  let prevLen = 0;
+  const n = ranges.count;
+  for (let i = 0; i < n; i++) {
+    const paddr = ranges.phys(i);
+    const len = ranges.length(i);
+    const off = paddr % PAGE_SIZE;
+    if (andMask(off, lim.dmaAlignment) !== 0 || andMask(len, lenAlignMask) !== 0) {
+      r.error = 'EINVAL';
+      r.segs = nsegs;
+      return r;
+    }
+    if (i > 0) {
+      if (bvecGapToPrev(lim, prevOff, prevLen, off)) {
+        r.reason = 'virt-boundary';
+        return splitAt(lim, r, gaps);
+      }
+      gaps = (gaps | bvecSegGap(prevOff, prevLen, off)) >>> 0;
+    }
+    if (nsegs < lim.maxSegments && bytes + len <= maxBytes && off + len <= lim.maxFastSegmentSize) {
+      nsegs++;
+      bytes += len;
+    } else if (bvecSplitSegs(lim, paddr, len, lim.maxSegments, maxBytes)) {
+      r.reason = nsegs >= lim.maxSegments && bytes < maxBytes ? 'max-segments' : 'max-bytes';
+      return splitAt(lim, r, gaps);
+    }
+    prevOff = off;
+    prevLen = len;
+  }
+  r.segs = nsegs;
+  r.gapBit = ffs(gaps);
+  return r;
+}
+
+// The split: the bytes gathered rounded down to the logical block (bio_split_alignment).
+function splitAt(lim: QueueLimits, r: SplitDecision, gaps: number): SplitDecision {
+  r.segs = nsegs;
+  const b = bytes - (bytes % lim.logicalBlockSize);
+  if (b === 0) {
+    r.error = 'EINVAL';
+    return r;
+  }
+  r.gapBit = ffs(gaps);
+  r.sectors = b / SECTOR_SIZE;
+  return r;
+}
+
+/** `bio_split_rw_at`: `bioSplitIoAt` with vector lengths held to `dmaAlignment` too. */
+export function bioSplitRwAt(lim: QueueLimits, ranges: PhysRanges, maxBytes: number, out?: SplitDecision): SplitDecision {
+  return bioSplitIoAt(lim, ranges, maxBytes, lim.dmaAlignment, out);
+}
+
+/**
+ * `get_max_io_size`: the most sectors a read or write starting at sector `biSector` may carry:
+ * `maxSectors`, cut at the next `chunkSectors` boundary, ending on a physical block when
+ * enough remain, else rounded down to the logical block. O(1).
+ */
+export function getMaxIoSize(lim: QueueLimits, biSector: number): number {
+  const pbs = lim.physicalBlockSize >> SECTOR_SHIFT;
+  const lbs = lim.logicalBlockSize >> SECTOR_SHIFT;
+  let max = lim.maxSectors;
+  const chunk = lim.chunkSectors;
+  if (chunk !== 0) max = Math.min(max, chunk - (biSector % chunk));
+  const start = biSector % pbs;
+  const end = start + max - ((start + max) % pbs);
+  if (end > start) return end - start;
+  return max - (max % lbs);
+}
