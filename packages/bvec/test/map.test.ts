@@ -98,9 +98,8 @@ describe('blkRqDmaMap (blk_rq_dma_map_iter)', () => {
 
   it('links a request with page-aligned gaps into one IOVA range the device writes through', () => {
     const { memory, dom, device } = setup(true);
-    const a = memory.allocFolio(0);
-    const b = memory.allocFolio(1);
-    const c = memory.allocFolio(0);
+    // pages apart from one another, so the gaps are real: 2 pages from 2000 on
+    const [a, b, c] = [1000, 2000, 3000];
     const bios = [bioOf([[a, P - 512, 512], [b, 2 * P, 0]], memory), bioOf([[c, 1024, 0]], memory)];
     const parts = bios.flatMap((x) => bioSplitToLimits(x, { dmaAlignment: 511 }));
     expect(requestGapBit(parts)).toBe(13);
