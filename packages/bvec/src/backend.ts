@@ -100,8 +100,13 @@ function checkDesc(desc: unknown): asserts desc is BvecDescriptor {
   if (!(desc instanceof BvecDescriptor)) fail('EINVAL', 'desc is not a bvec descriptor');
 }
 
+/** The backend's type: the interface, with `fromPages` taking the `flat` option. */
+export type BvecBackend = DescriptorBackend<BvecDescriptor> & {
+  fromPages(memory: PhysicalMemory, pages: Uint32Array, offset: number, length: number, opts?: BvecFromPagesOptions): BvecDescriptor;
+};
+
 /** The bio_vec backend. */
-export const bvecBackend: DescriptorBackend<BvecDescriptor> = {
+export const bvecBackend: BvecBackend = {
   name: 'bvec',
   capabilities: { dmaInline: false, chaining: true, multiPage: true, dma: true, toFrags: false, fragView: false },
 

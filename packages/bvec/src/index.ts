@@ -27,4 +27,4 @@ export type { BvecVisitor } from './iter.js';
 export type { IterDirection, IovIterBvecOptions, ExtractResult, ExtractOptions } from './iov-iter.js';
 export type { BioGetPagesOptions } from './gup.js';
 export type { SgTableCost } from './map.js';
-export type { BvecFromPagesOptions } from './backend.js';
+export type { BvecFromPagesOptions, BvecBackend } from './backend.js';
