@@ -8,7 +8,8 @@ import {
   type QueueLimits,
 } from '@iodesc/core';
 import { Bio, bioPut } from './bio.js';
-import { BIO_MAX_VECS, BvecArray, bvecSet, bvLen, bvOffset, bvPage, bvPhys } from './bvec.js';
+import { BIO_MAX_VECS } from './bvec.js';
+import { fillBios, fillFlat } from './fill.js';
 import { BvecDescriptor } from './descriptor.js';
 import { bioIovIterGetPages, bioRelease } from './gup.js';
 import { iovIterUbuf } from './iov-iter.js';
@@ -19,23 +20,6 @@ import { BvecRanges } from './ranges.js';
 export interface BvecFromPagesOptions extends FromPagesOptions {
   /** One flat bvec array (as io_uring's registered buffer) rather than a chain of bios. */
   flat?: boolean;
-}
-
-// Appends a piece to a vector list: merged into the last vector when physically contiguous
-// and within `cap` (bvec_try_merge_hw_page without the boundary), else a new vector.
-// Returns false when a new vector is needed and none is free.
-function addPiece(v: Bio | BvecArray, count: number, capacity: number, pfn: number, len: number, off: number, cap: number): number {
-  if (count > 0) {
-    const last = count - 1;
-    const lastLen = bvLen(v, last);
-    if (bvPhys(v, last) + lastLen === pfn * PAGE_SIZE + off && lastLen + len <= cap) {
-      bvecSet(v, last, bvPage(v, last), lastLen + len, bvOffset(v, last));
-      return count;
-    }
-  }
-  if (count >= capacity) return -1;
-  bvecSet(v, count, pfn, len, off);
-  return count + 1;
 }
 
 function validatePages(memory: PhysicalMemory, pages: Uint32Array, offset: number, length: number, opts?: BvecFromPagesOptions): { cap: number; flat: boolean; need: number } {
@@ -53,35 +37,10 @@ function validatePages(memory: PhysicalMemory, pages: Uint32Array, offset: numbe
   return { cap, flat, need };
 }
 
-// Fills a chain of bios (or one flat array) with the pages, merging contiguous ones.
-function build(memory: PhysicalMemory, pages: Uint32Array, offset: number, length: number, cap: number, flat: boolean, need: number): BvecDescriptor {
-  if (flat) {
-    const arr = new BvecArray(need);
-    let count = 0;
-    for (let i = 0, off = offset, left = length; left > 0; i++, off = 0) {
-      const len = Math.min(left, PAGE_SIZE - off);
-      count = addPiece(arr, count, need, pages[i]!, len, off, cap);
-      left -= len;
-    }
-    arr.count = count;
-    return new BvecDescriptor(memory, null, arr, length, false);
-  }
-  const head = new Bio({ maxVecs: Math.min(BIO_MAX_VECS, need), memory });
-  let bio = head;
-  for (let i = 0, off = offset, left = length; left > 0; i++, off = 0) {
-    const len = Math.min(left, PAGE_SIZE - off);
-    let c = addPiece(bio, bio.biVcnt, bio.maxVecs, pages[i]!, len, off, cap);
-    if (c < 0) {
-      const next = new Bio({ maxVecs: Math.min(BIO_MAX_VECS, need - i), memory });
-      bio.biNext = next;
-      bio = next;
-      c = addPiece(bio, 0, bio.maxVecs, pages[i]!, len, off, cap);
-    }
-    bio.biVcnt = c;
-    bio.biIter.biSize += len;
-    left -= len;
-  }
-  return new BvecDescriptor(memory, head, null, length, false);
+// Describes the pages in a chain of bios or one flat array (fill.ts).
+function build(memory: PhysicalMemory, pages: Uint32Array, offset: number, length: number, cap: number, flat: boolean): BvecDescriptor {
+  if (flat) return new BvecDescriptor(memory, null, fillFlat(pages, offset, length, cap), length, false);
+  return new BvecDescriptor(memory, fillBios(memory, pages, offset, length, cap), null, length, false);
 }
 
 // The queue limits a block driver derives from its DMA device (dma_set_max_seg_size, ...):
@@ -112,8 +71,8 @@ export const bvecBackend: BvecBackend = {
 
   /** Describes the pages in bios of up to 256 pooled vectors (or one flat array), merging physically contiguous pages; no reference taken. */
   fromPages(memory: PhysicalMemory, pages: Uint32Array, offset: number, length: number, opts?: BvecFromPagesOptions): BvecDescriptor {
-    const { cap, flat, need } = validatePages(memory, pages, offset, length, opts);
-    return build(memory, pages, offset, length, cap, flat, need);
+    const { cap, flat } = validatePages(memory, pages, offset, length, opts);
+    return build(memory, pages, offset, length, cap, flat);
   },
 
   /**
