@@ -160,6 +160,19 @@ describe('blkRqDmaMap (blk_rq_dma_map_iter)', () => {
     [eight, sixteen, twelve].forEach(bioPut);
   });
 
+  it('fails with EIO, unlinking everything, when a segment cut by the segment size starts off a granule (dma_iova_link\'s WARN)', () => {
+    const { memory, dom, device } = setup(true);
+    const bio = bioOf([[1000, 2 * 65536 - 512, 512]], memory);
+    expectCode(() => blkRqDmaMap(bio, undefined, device, 'to-device'), 'EIO');
+    expect([dom.iovad.allocatedPages, dom.mappedGranules, device.liveCount]).toEqual([0, 0, 0]);
+    // with a virt boundary the segment size is UINT_MAX: one segment, linked
+    const map = blkRqDmaMap(bio, { virtBoundaryMask: 4095 }, device, 'to-device');
+    expect([map.coalesced, map.count]).toEqual([true, 1]);
+    blkRqDmaUnmap(map);
+    expect(leakReport(memory)).toEqual([]);
+    bioPut(bio);
+  });
+
   it('throws EINVAL for bad arguments', () => {
     const { device } = setup(true);
     const bio = bioOf([[10, P, 0]]);
