@@ -175,6 +175,9 @@ export function blkRqDmaMap(bios: Bio | readonly Bio[], limits: QueueLimitsOptio
   return new BlkDmaMap(iter, addrs, lens);
 }
 
+/** The issue's name for `blkRqDmaMap`: the whole `blk_rq_dma_map_iter_start`/`_next` loop. */
+export const blkRqDmaMapIter = blkRqDmaMap;
+
 /** `blk_rq_dma_unmap`: destroys the IOVA range or unmaps each segment. EINVAL twice. */
 export function blkRqDmaUnmap(map: BlkDmaMap): void {
   if (!(map instanceof BlkDmaMap)) fail('EINVAL', 'map must be a BlkDmaMap');
