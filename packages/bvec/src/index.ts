@@ -20,7 +20,7 @@ export { bioIovIterGetPages, bioRelease } from './gup.js';
 export { bioSplitToLimits, bioGapBit } from './split.js';
 export {
   blkRqMapSg, BlkSgTable, sgTableCost, SG_BYTES, SG_MAX_SINGLE_ALLOC, requestGapBit, blkRqDmaMap, blkRqDmaMapIter, blkRqDmaUnmap, BlkDmaMap,
-}  from './map.js';
+} from './map.js';
 export { BvecRanges } from './ranges.js';
 
 export type { BvecVector } from './bvec.js';
