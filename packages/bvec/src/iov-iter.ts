@@ -93,9 +93,6 @@ function checkIter(iter: unknown): asserts iter is IovIter {
   if (!(iter instanceof IovIter)) fail('EINVAL', 'iter must be an IovIter');
 }
 
-// The vector the iterator stands at, relative to its array.
-const vec = (it: IovIter, k: number): number => it.bvec + k;
-
 /** `iov_iter_advance`: moves on by `bytes` (at most `count`; more is clamped, as the kernel does). */
 export function iovIterAdvance(iter: IovIter, bytes: number): void {
   checkIter(iter);
@@ -113,8 +110,8 @@ function advance(it: IovIter, size: number): void {
   // iov_iter_bvec_advance: skip whole vectors while size reaches past them
   size += it.iovOffset;
   let k = 0;
-  while (k < it.nrSegs && size >= bvLen(it, vec(it, k))) {
-    size -= bvLen(it, vec(it, k));
+  while (k < it.nrSegs && size >= bvLen(it, it.bvec + k)) {
+    size -= bvLen(it, it.bvec + k);
     k++;
   }
   it.iovOffset = size;
@@ -160,11 +157,10 @@ function copyBvec(it: IovIter, buf: Uint8Array, len: number, toIter: boolean): n
   let skip = it.iovOffset;
   let k = it.bvec;
   while (len > 0) {
-    const w = k;
-    const blen = bvLen(it, w);
-    const offset = bvOffset(it, w) + skip;
+    const blen = bvLen(it, k);
+    const offset = bvOffset(it, k) + skip;
     const part = Math.min(len, blen - skip, PAGE_SIZE - (offset % PAGE_SIZE));
-    const phys = bvPage(it, w) * PAGE_SIZE + offset;
+    const phys = bvPage(it, k) * PAGE_SIZE + offset;
     if (toIter) memory.copyToPhys(phys, buf, progress, part);
     else memory.copyFromPhys(phys, buf, progress, part);
     len -= part;
