@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AddressSpace, FOLL_WRITE, PhysicalMemory, pinUserPagesFast, unpinUserPages } from '@iodesc/core';
+import { AddressSpace, FOLL_WRITE, PhysicalMemory, pinUserPagesFast, unpinUserPages, unpinUserPagesDirtyLock } from '@iodesc/core';
 import { bvecBackend } from '@iodesc/bvec';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -64,10 +64,12 @@ function measure(layout) {
   });
   unpinUserPages(memory, pages, N);
   const gup = time(() => bvecBackend.putUser(bvecBackend.getUser(mm, addr, GiB, { write: true }), { dirty: true }));
+  // the same pins into a plain page array, for what filling the vectors adds
+  const pinOnly = time(() => unpinUserPagesDirtyLock(memory, pages, pinUserPagesFast(mm, addr, N, FOLL_WRITE, pages), true));
   const f = bioDesc.footprint();
   const ff = flatDesc.footprint();
   const res = {
-    flat, bios, gup, file, vecs: bioDesc.nrSegments,
+    flat, bios, gup, pinOnly, file, vecs: bioDesc.nrSegments,
     perBvec: f.bytes / bioDesc.nrSegments, perBvecFlat: ff.bytes / flatDesc.nrSegments, bioBytes: f.bytes, flatBytes: ff.bytes,
     nbios: bioDesc.bios().length,
   };
@@ -115,8 +117,10 @@ for (const [layout, r] of results) {
   if (ref !== undefined && ref.vecs !== r.vecs) console.log(`  (C built ${ref.vecs} vectors, iodesc ${r.vecs})`);
   console.log(`${layout.name.padEnd(13)}${String(r.vecs).padStart(7)}  ${cell(r.flat, ref?.flat)}  ${cell(r.bios, ref?.bios)}`);
 }
-console.log(`\nthe GUP that pins into bio_vecs (getUser: pin_user_pages_fast into the bio's vector tail, then vectors; putUser: dirty + unpin), ns/page:`);
-for (const [layout, r] of results) console.log(`${layout.name.padEnd(13)}${fmt(r.gup)}`);
+console.log(`\nthe GUP that pins into bio_vecs (getUser: pin_user_pages_fast into the bio's vector tail, then vectors; putUser: dirty + unpin),`);
+console.log(`beside the same pins into a page array (pinUserPagesFast + unpinUserPagesDirtyLock), ns/page:`);
+console.log(`${'layout'.padEnd(13)}${'into bio_vecs'.padEnd(26)}page array`);
+for (const [layout, r] of results) console.log(`${layout.name.padEnd(13)}${fmt(r.gup).padEnd(26)}${fmt(r.pinOnly)}`);
 console.log(`\nmemory (what the kernel would allocate): bytes per bvec, and per 4 KiB page described`);
 console.log(`${'layout'.padEnd(13)}${'bios'.padStart(6)}${'pooled bios'.padStart(14)}${'per bvec'.padStart(10)}${'per page'.padStart(10)}${'flat array'.padStart(13)}${'per bvec'.padStart(10)}${'per page'.padStart(10)}`);
 for (const [layout, r] of results) {

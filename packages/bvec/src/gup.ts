@@ -5,7 +5,7 @@
 
 import { BIO_MAX_SIZE, checkBool, checkInt, checkOptions, fail, isIodescError, PAGE_SIZE, unpinUserPagesDirtyLock, type PhysicalMemory } from '@iodesc/core';
 import { Bio, bioFull, checkBio } from './bio.js';
-import { BVEC_LEN, BVEC_STRIDE, bvecSet, bvLen, bvOffset, bvPage } from './bvec.js';
+import { BVEC_LEN, BVEC_OFFSET, BVEC_PAGE, BVEC_STRIDE, bvecSet, bvLen, bvOffset, bvPage } from './bvec.js';
 import { extractUserPages, iovIterAdvance, IovIter, iovIterRevert, type ExtractOptions, type ExtractResult } from './iov-iter.js';
 
 /** Options of `bioIovIterGetPages`. */
@@ -28,17 +28,22 @@ const scratchResult: ExtractResult = { bytes: 0, offset: 0, nPages: 0 };
 let contigPages = 0;
 function getContigFolioLen(memory: PhysicalMemory, vecs: Uint32Array, at: number, left: number, offset: number): number {
   const first = vecs[at]!;
-  const head = memory.folioHead(first);
-  const folioSize = memory.folioNrPages(first) * PAGE_SIZE;
-  const folioOffset = (first - head) * PAGE_SIZE + offset;
-  const len = Math.min(folioSize - folioOffset, left);
+  const order = memory.order[first]!;
   let contig = Math.min(PAGE_SIZE - offset, left);
+  // a small folio is its one page: nothing can follow it
+  if (order === 0) {
+    contigPages = 1;
+    return contig;
+  }
+  const head = memory.folioHead(first);
+  const folioOffset = (first - head) * PAGE_SIZE + offset;
+  const len = Math.min(2 ** order * PAGE_SIZE - folioOffset, left);
   left -= contig;
   const maxPages = Math.ceil((offset + len) / PAGE_SIZE);
   let i = 1;
   for (; i < maxPages; i++) {
     const p = vecs[at + i]!;
-    if (memory.folioHead(p) !== head || p !== vecs[at + i - 1]! + 1) break;
+    if (p !== vecs[at + i - 1]! + 1 || memory.folioHead(p) !== head) break;
     const next = Math.min(PAGE_SIZE, left);
     contig += next;
     left -= next;
@@ -159,7 +164,13 @@ function alignDown(bio: Bio, iter: IovIter, mask: number): void {
 }
 
 // scratch PFN list for releases, grown as needed (never per bio once warm)
-let scratch = new Uint32Array(1024);
+let scratch: Uint32Array = new Uint32Array(1024);
+
+function grow(a: Uint32Array, need: number): Uint32Array {
+  const b = new Uint32Array(Math.max(need, a.length * 2));
+  b.set(a);
+  return b;
+}
 
 function releaseVector(bio: Bio, i: number, dirty: boolean): void {
   const first = bvPage(bio, i);
@@ -185,14 +196,14 @@ export function bioRelease(bio: Bio, opts: { dirty: boolean }): void {
   }
   for (let b: Bio | null = bio; b !== null; b = b.biNext) {
     if (!b.pinned || b.cloned) continue;
+    // every page each vector spans, in one list: core's unpin groups them per folio
+    const vecs = b.vecs;
     let n = 0;
-    for (let i = 0; i < b.biVcnt; i++) n += Math.ceil((bvOffset(b, i) + bvLen(b, i)) / PAGE_SIZE);
-    if (scratch.length < n) scratch = new Uint32Array(n);
-    let k = 0;
-    for (let i = 0; i < b.biVcnt; i++) {
-      const first = bvPage(b, i);
-      const pages = Math.ceil((bvOffset(b, i) + bvLen(b, i)) / PAGE_SIZE);
-      for (let p = 0; p < pages; p++) scratch[k++] = first + p;
+    for (let i = 0, w = b.base; i < b.biVcnt; i++, w += BVEC_STRIDE) {
+      const first = vecs[w + BVEC_PAGE]!;
+      const pages = Math.ceil((vecs[w + BVEC_OFFSET]! + vecs[w + BVEC_LEN]!) / PAGE_SIZE);
+      if (scratch.length < n + pages) scratch = grow(scratch, n + pages);
+      for (let p = 0; p < pages; p++) scratch[n++] = first + p;
     }
     unpinUserPagesDirtyLock(b.memory!, scratch, n, dirty);
     b.pinned = false;
