@@ -43,6 +43,22 @@ describe('bioSplitIoAt', () => {
   });
 });
 
+describe('argument checks', () => {
+  it('throws EINVAL for malformed ranges, budgets, limits and iterators', () => {
+    const lim = blkValidateLimits();
+    expectCode(() => bioSplitIoAt(lim, {} as never, 1, 0), 'EINVAL');
+    expectCode(() => bioSplitIoAt(lim, ranges([]), -1, 0), 'EINVAL');
+    expectCode(() => bioSplitIoAt({ ...lim, segBoundaryMask: 5 }, ranges([]), 1, 0), 'EINVAL');
+    expectCode(() => getMaxIoSize(lim, -1), 'EINVAL');
+    expectCode(() => new BlkMapIter(lim, {} as never), 'EINVAL');
+    expectCode(() => new BlkMapIter(lim, [{} as never]), 'EINVAL');
+    const device = new Device(new PhysicalMemory({ bytes: 16 * MiB }));
+    expectCode(() => new BlkDmaIter(lim, [], device, 'to-device', 33), 'EINVAL');
+    expectCode(() => new BlkDmaIter(lim, [], device, 'up' as never, 0), 'EINVAL');
+    expectCode(() => new BlkDmaIter(lim, [], {} as never, 'to-device', 0), 'EINVAL');
+  });
+});
+
 describe('getMaxIoSize', () => {
   it.each([
     ['max_sectors alone', {}, 0, 255],

@@ -3,7 +3,7 @@
 // behind an IOMMU the whole request is linked into one IOVA range when its gaps allow, else
 // each segment is mapped on its own.
 
-import type { Device } from '../dma/device.js';
+import { checkDevice, type Device } from '../dma/device.js';
 import { dmaGetMergeBoundary, dmaIovaDestroy, dmaIovaLink, dmaIovaSync, dmaIovaTryAlloc, type DmaIovaState } from '../dma/iova-link.js';
 import { dmaMapSegments, dmaUnmapSegments, type DmaMapping } from '../dma/mapping.js';
 import { checkDirection, type DmaDirection } from '../dma/types.js';
@@ -38,6 +38,7 @@ export class BlkDmaIter {
     /** The request's `phys_gap_bit` (ffs of the gaps between its vectors; 0: none). */
     readonly gapBit: number,
   ) {
+    checkDevice(device);
     checkDirection('dir', dir);
     if (!Number.isInteger(gapBit) || gapBit < 0 || gapBit > 32) fail('EINVAL', `gapBit = ${gapBit} is outside [0, 32]`);
     this.iter = new BlkMapIter(lim, bios);

@@ -2,9 +2,9 @@
 // (block/blk-mq-dma.c: blk_map_iter_next, __blk_map_iter_next, __blk_rq_map_sg).
 
 import { fail } from '../errors.js';
-import type { QueueLimits } from './limits.js';
+import { blkValidateLimits, type QueueLimits } from './limits.js';
 import { biovecPhysMergeable, getMaxSegmentSize } from './merge.js';
-import type { PhysRanges } from './split.js';
+import { checkRanges, type PhysRanges } from './split.js';
 
 const UINT_MAX = 0xffffffff;
 
@@ -21,8 +21,13 @@ export class BlkMapIter {
   private idx = 0;
   private done = 0;
 
-  constructor(readonly lim: QueueLimits, readonly bios: readonly PhysRanges[]) {
+  readonly lim: QueueLimits;
+
+  /** EINVAL for limits that do not validate or a `bios` that is not an array of `PhysRanges`. */
+  constructor(lim: QueueLimits, readonly bios: readonly PhysRanges[]) {
+    this.lim = blkValidateLimits(lim);
     if (!Array.isArray(bios)) fail('EINVAL', 'bios must be an array of vector sequences');
+    for (const b of bios) checkRanges(b);
   }
 
   /** Bytes left to walk in the current bio (`iter.bi_size` is non-zero). */

@@ -3,7 +3,8 @@
 
 import { PAGE_SIZE } from '../constants.js';
 import { andMask } from '../dma/mask.js';
-import { SECTOR_SHIFT, SECTOR_SIZE, type QueueLimits } from './limits.js';
+import { fail } from '../errors.js';
+import { blkValidateLimits, SECTOR_SHIFT, SECTOR_SIZE, type QueueLimits } from './limits.js';
 import { bvecGapToPrev, bvecSegGap, ffs, getMaxSegmentSize } from './merge.js';
 
 /**
@@ -29,6 +30,14 @@ export interface SplitDecision {
   gapBit: number;
   /** Why the split happened ('' when none). */
   reason: '' | 'virt-boundary' | 'max-segments' | 'max-bytes';
+}
+
+/** Checks `ranges` looks like a `PhysRanges`; EINVAL otherwise. */
+export function checkRanges(ranges: unknown): asserts ranges is PhysRanges {
+  const r = ranges as PhysRanges;
+  if (typeof r !== 'object' || r === null || !Number.isInteger(r.count) || r.count < 0 || typeof r.phys !== 'function' || typeof r.length !== 'function') {
+    fail('EINVAL', 'ranges must be a PhysRanges ({ count, phys(i), length(i) })');
+  }
 }
 
 // bvec_split_segs' in/out counters, kept here so the loop allocates nothing
@@ -62,9 +71,14 @@ function bvecSplitSegs(lim: QueueLimits, paddr: number, len: number, maxSegs: nu
  * or whose length breaks `lenAlignMask` is EINVAL; a virt-boundary gap, `maxSegments` or
  * `maxBytes` ends the first part, rounded down to the logical block (EINVAL if that leaves
  * nothing). Records the gap bit of what was scanned. Cost: O(vectors scanned); allocates only
- * the returned record (pass `out` to reuse one).
+ * the returned record (pass `out` to reuse one). EINVAL for limits that do not validate, a
+ * malformed `ranges`, or a bad byte budget or mask (the vectors themselves are trusted).
  */
 export function bioSplitIoAt(lim: QueueLimits, ranges: PhysRanges, maxBytes: number, lenAlignMask: number, out?: SplitDecision): SplitDecision {
+  lim = blkValidateLimits(lim);
+  checkRanges(ranges);
+  if (!Number.isInteger(maxBytes) || maxBytes < 0) fail('EINVAL', `maxBytes = ${maxBytes} is not a byte count`);
+  if (!Number.isInteger(lenAlignMask) || lenAlignMask < 0 || lenAlignMask > 4095) fail('EINVAL', `lenAlignMask = ${lenAlignMask} is outside [0, 4095]`);
   const r: SplitDecision = out ?? { error: null, sectors: 0, segs: 0, gapBit: 0, reason: '' };
   r.error = null;
   r.sectors = 0;
@@ -130,6 +144,8 @@ export function bioSplitRwAt(lim: QueueLimits, ranges: PhysRanges, maxBytes: num
  * enough remain, else rounded down to the logical block. O(1).
  */
 export function getMaxIoSize(lim: QueueLimits, biSector: number): number {
+  lim = blkValidateLimits(lim);
+  if (!Number.isSafeInteger(biSector) || biSector < 0) fail('EINVAL', `biSector = ${biSector} is not a sector`);
   const pbs = lim.physicalBlockSize >> SECTOR_SHIFT;
   const lbs = lim.logicalBlockSize >> SECTOR_SHIFT;
   let max = lim.maxSectors;
