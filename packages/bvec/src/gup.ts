@@ -141,8 +141,10 @@ function bvecSetFromIter(bio: Bio, iter: IovIter): number {
 
 /**
  * `bio_iov_iter_align_down`: trims the size to a multiple of mask + 1, shortening the last
- * vector or dropping whole ones (their pages unpinned: every page a dropped vector spans,
- * where the kernel unpins its first page only), and gives the bytes back to the iterator.
+ * vector or dropping whole ones, and gives the bytes back to the iterator. Every pin the
+ * trimmed bytes held goes: all the pages a dropped vector spans (the kernel unpins its first
+ * page only) and the tail pages a shortened vector no longer reaches (the kernel keeps them,
+ * and `__bio_release_pages`, walking the shorter vector, never unpins them).
  */
 function alignDown(bio: Bio, iter: IovIter, mask: number): void {
   let nbytes = bio.biIter.biSize % (mask + 1);
@@ -153,10 +155,14 @@ function alignDown(bio: Bio, iter: IovIter, mask: number): void {
     const last = bio.biVcnt - 1;
     const len = bvLen(bio, last);
     if (nbytes < len) {
+      const off = bvOffset(bio, last);
+      const keep = Math.ceil((off + len - nbytes) / PAGE_SIZE);
+      const had = Math.ceil((off + len) / PAGE_SIZE);
       bio.vecs[bio.base + last * BVEC_STRIDE + BVEC_LEN] = len - nbytes;
+      if (had > keep) unpinPages(bio, bvPage(bio, last) + keep, had - keep);
       break;
     }
-    releaseVector(bio, last, false);
+    releaseVector(bio, last);
     bio.biVcnt--;
     nbytes -= len;
   }
@@ -172,12 +178,16 @@ function grow(a: Uint32Array, need: number): Uint32Array {
   return b;
 }
 
-function releaseVector(bio: Bio, i: number, dirty: boolean): void {
-  const first = bvPage(bio, i);
-  const n = Math.ceil((bvOffset(bio, i) + bvLen(bio, i)) / PAGE_SIZE);
+// Unpins every page vector `i` spans.
+function releaseVector(bio: Bio, i: number): void {
+  unpinPages(bio, bvPage(bio, i), Math.ceil((bvOffset(bio, i) + bvLen(bio, i)) / PAGE_SIZE));
+}
+
+// Unpins the `n` consecutive pages from `first` (not dirtied).
+function unpinPages(bio: Bio, first: number, n: number): void {
   if (scratch.length < n) scratch = new Uint32Array(n);
   for (let k = 0; k < n; k++) scratch[k] = first + k;
-  unpinUserPagesDirtyLock(bio.memory!, scratch, n, dirty);
+  unpinUserPagesDirtyLock(bio.memory!, scratch, n, false);
 }
 
 /**

@@ -120,6 +120,21 @@ describe('bioIovIterGetPages', () => {
     expect(leakReport(memory)).toEqual([]);
   });
 
+  it('unpins the tail pages of a vector the trim shortens (THP: 600 bytes from 3584 trimmed to 512)', () => {
+    const { memory, mm } = machine();
+    const addr = mm.mmap(4 * MiB, { thp: true, populate: true });
+    const folio = addr + (2 * MiB - (addr % (2 * MiB)));
+    const bio = new Bio({ maxVecs: 4 });
+    const iter = iovIterUbuf(mm, folio + 3584, 600, 'dest');
+    expect(bioIovIterGetPages(bio, iter, { lenAlignMask: 511 })).toBe(512);
+    expect(bio.bvecs()).toEqual([{ pfn: mm.lookupPfn(folio), offset: 3584, length: 512 }]);
+    expect(iter.count).toBe(88);
+    expect(folioPinCount(memory, mm.lookupPfn(folio))).toBe(1);
+    bioRelease(bio, { dirty: false });
+    bioPut(bio);
+    expect(leakReport(memory)).toEqual([]);
+  });
+
   it('borrows the vectors of an ITER_BVEC iterator (bio_iov_bvec_set)', () => {
     const arr = new BvecArray(2);
     bvecSet(arr, 0, 10, 2 * P, 0);
