@@ -6,13 +6,17 @@ import { BIO_MAX_SIZE, checkInt, checkOptions, fail, PAGE_SIZE, PhysicalMemory }
 import { BIO_INLINE_VECS, BIO_MAX_VECS, BVEC_BYTES, BVEC_LEN, BVEC_STRIDE, bvecSet, bvecSlabFor, bvPage, bvLen, bvOffset, type BvecSlab, type BvecVector } from './bvec.js';
 
 /**
- * `sizeof(struct bio)` on x86-64 at mainline 7.1, derived from its definition: 104 bytes with
- * no optional members; 144 with CONFIG_BLK_CGROUP (`bi_blkg`, `issue_time_ns`),
- * CONFIG_BLK_CGROUP_IOCOST (`bi_iocost_cost`), CONFIG_BLK_INLINE_ENCRYPTION
+ * `sizeof(struct bio)` on x86-64 at mainline 7.1, derived from its definition
+ * (include/linux/blk_types.h; `enum rw_hint` is `__packed`, one byte, so `bi_write_hint`,
+ * `bi_write_stream`, `bi_status` and `bi_bvec_gap_bit` share one word): 96 bytes with no
+ * optional members; 112 with CONFIG_BLK_CGROUP (`bi_blkg`, `issue_time_ns`), 120 adding
+ * CONFIG_BLK_CGROUP_IOCOST (`bi_iocost_cost`), 136 adding CONFIG_BLK_INLINE_ENCRYPTION
  * (`bi_crypt_context`) and CONFIG_BLK_DEV_INTEGRITY (`bi_integrity`), as distribution kernels
- * build. We charge 144. The 20-byte `bvec_iter` lies inside it (offset 48, packed).
+ * build. We charge 136. The 20-byte `bvec_iter` lies inside it (offset 40, packed).
  */
-export const BIO_BYTES = 144;
+export const BIO_BYTES = 136;
+/** Byte offset of `bi_iter` in `struct bio` on x86-64 (after `bi_io_vec` at 32). */
+export const BIO_ITER_OFFSET = 40;
 /** `sizeof(struct bvec_iter)`: sector (8), size, idx, bvec_done (4 each), packed. */
 export const BVEC_ITER_BYTES = 20;
 

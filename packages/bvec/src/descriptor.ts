@@ -59,7 +59,7 @@ export class BvecDescriptor implements IoDescriptor {
   }
 
   /**
-   * Per bio: `struct bio` (144 bytes with its 20-byte `bvec_iter`; inline vectors inside the
+   * Per bio: `struct bio` (136 bytes with its 20-byte `bvec_iter`; inline vectors inside the
    * same allocation) and its slab of vectors (16 bytes each, the slab class's count); for a
    * flat array, its kvmalloc; plus the scatterlist `dmaMap` built, while mapped.
    */

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { BIO_MAX_SIZE } from '@iodesc/core';
 import {
-  Bio, BIO_BYTES, BIO_MAX_VECS, bioAddFolio, bioAddPage, bioAllocBytes, bioPut, bvecPoolInUse, BVEC_LEN, BVEC_STRIDE,
+  Bio, BIO_BYTES, BIO_ITER_OFFSET, BIO_MAX_VECS, BVEC_ITER_BYTES, bioAddFolio, bioAddPage, bioAllocBytes, bioPut, bvecPoolInUse, BVEC_LEN, BVEC_STRIDE,
 } from '../src/index.js';
 import { expectCode, machine, P } from './helpers.js';
 
@@ -84,6 +84,10 @@ describe('bioAddFolio', () => {
 });
 
 describe('Bio', () => {
+  it('charges struct bio as x86-64 lays it out: 136 bytes, bi_iter (20) at offset 40 (rw_hint is one byte)', () => {
+    expect([BIO_BYTES, BIO_ITER_OFFSET, BVEC_ITER_BYTES]).toEqual([136, 40, 20]);
+  });
+
   it('keeps up to 4 vectors inline and takes larger arrays from the bvec slabs', () => {
     const before = bvecPoolInUse();
     const small = new Bio({ maxVecs: 4 });
