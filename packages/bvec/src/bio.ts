@@ -31,9 +31,20 @@ export interface BvecIter {
   biBvecDone: number;
 }
 
+/**
+ * `bio_set.back_pad` of a set made with BIOSET_NEED_BVECS (fs_bio_set, the block device and
+ * iomap direct-I/O sets): room for BIO_INLINE_VECS vectors after every bio of its slab, used
+ * or not. The sets split parts come from (`disk->bio_split`, flags 0) have none.
+ */
+export const BIO_BACK_PAD = BIO_INLINE_VECS * BVEC_BYTES;
+
 /** Options of `new Bio`. */
 export interface BioOptions {
-  /** Vector capacity, 0..BIO_MAX_VECS (default BIO_MAX_VECS); up to 4 are inline. */
+  /**
+   * Vectors asked for, 0..BIO_MAX_VECS (default BIO_MAX_VECS): up to 4 are inline and the bio
+   * holds as many as asked; above 4 the bio holds the whole slab slot (`maxVecs` 16, 64, 128
+   * or 256, as `bio_alloc_bioset` upgrades `nr_vecs` to `bvs->nr_vecs`).
+   */
   maxVecs?: number;
   /** The memory the pages live in (needed to copy bytes and to release pins). */
   memory?: PhysicalMemory;
@@ -71,7 +82,9 @@ export class Bio implements BvecVector {
 
   constructor(opts?: BioOptions) {
     const o = checkOptions('Bio options', opts);
-    this.maxVecs = o.maxVecs === undefined ? BIO_MAX_VECS : checkInt('maxVecs', o.maxVecs, 0, BIO_MAX_VECS);
+    const asked = o.maxVecs === undefined ? BIO_MAX_VECS : checkInt('maxVecs', o.maxVecs, 0, BIO_MAX_VECS);
+    // bio_alloc_bioset: a slab bio takes its slot's full count, an inline one what it asked
+    this.maxVecs = asked > BIO_INLINE_VECS ? bvecSlabFor(asked).vecsPerSlot : asked;
     if (o.memory !== undefined && !(o.memory instanceof PhysicalMemory)) fail('EINVAL', 'memory must be a PhysicalMemory');
     this.memory = o.memory ?? null;
     const sector = o.sector === undefined ? 0 : checkInt('sector', o.sector);
@@ -244,9 +257,15 @@ export function bioFull(bio: Bio, len: number): boolean {
   return bio.biVcnt >= bio.maxVecs || bio.biIter.biSize > BIO_MAX_SIZE - len;
 }
 
-/** Bytes the kernel allocates for `bio`: the bio (with inline vectors) and its slab vectors. */
+/**
+ * Bytes the kernel allocates for `bio`: the bio slab object and its slab vectors. Every bio
+ * but a split part comes from a BIOSET_NEED_BVECS set, whose slab objects are
+ * `sizeof(struct bio)` + BIO_BACK_PAD (the inline vectors live in that pad, used or not); a
+ * split part (`bio_split` from `disk->bio_split`) is a bare `struct bio` sharing its parent's
+ * vectors.
+ */
 export function bioAllocBytes(bio: Bio): { bio: number; bvec: number; allocations: number } {
-  if (bio.cloned || bio.maxVecs === 0) return { bio: BIO_BYTES, bvec: 0, allocations: 1 };
-  if (bio.inline) return { bio: BIO_BYTES + BIO_INLINE_VECS * BVEC_BYTES, bvec: 0, allocations: 1 };
-  return { bio: BIO_BYTES, bvec: bio.slabVecs * BVEC_BYTES, allocations: 2 };
+  if (bio.parent !== null) return { bio: BIO_BYTES, bvec: 0, allocations: 1 };
+  const vecs = bio.slabVecs;
+  return { bio: BIO_BYTES + BIO_BACK_PAD, bvec: vecs * BVEC_BYTES, allocations: vecs > 0 ? 2 : 1 };
 }

@@ -59,9 +59,10 @@ export class BvecDescriptor implements IoDescriptor {
   }
 
   /**
-   * Per bio: `struct bio` (136 bytes with its 20-byte `bvec_iter`; inline vectors inside the
-   * same allocation) and its slab of vectors (16 bytes each, the slab class's count); for a
-   * flat array, its kvmalloc; plus the scatterlist `dmaMap` built, while mapped.
+   * Per bio: its slab object, `struct bio` (136 bytes with its 20-byte `bvec_iter`) and the
+   * bio set's 64-byte back pad (the inline vectors' room), and its slab of vectors (16 bytes
+   * each, the slab class's count); for a flat array, its kvmalloc; plus the scatterlist
+   * `dmaMap` built, while mapped.
    */
   footprint(): Footprint {
     const breakdown: Record<string, number> = {};

@@ -7,7 +7,7 @@ export {
   bvPage, bvLen, bvOffset, bvPhys, bvecSet, bvecPoolInUse,
 } from './bvec.js';
 export {
-  Bio, BIO_BYTES, BIO_ITER_OFFSET, BVEC_ITER_BYTES, bioAddPage, bioAddPageUnchecked, bioAddFolio, bioPut, bioChain, bioFull, bioAllocBytes,
+  Bio, BIO_BYTES, BIO_ITER_OFFSET, BIO_BACK_PAD, BVEC_ITER_BYTES, bioAddPage, bioAddPageUnchecked, bioAddFolio, bioPut, bioChain, bioFull, bioAllocBytes,
 } from './bio.js';
 export {
   bvecIterAdvance, bvecIterAdvanceSingle, mpBvecIterPage, mpBvecIterLen, mpBvecIterOffset, mpBvecIterBvec, bvecIterPage,

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { BIO_MAX_SIZE } from '@iodesc/core';
 import {
-  Bio, BIO_BYTES, BIO_ITER_OFFSET, BIO_MAX_VECS, BVEC_ITER_BYTES, bioAddFolio, bioAddPage, bioAllocBytes, bioPut, bvecPoolInUse, BVEC_LEN, BVEC_STRIDE,
+  Bio, BIO_BACK_PAD, BIO_BYTES, BIO_ITER_OFFSET, BIO_MAX_VECS, BVEC_ITER_BYTES, bioAddFolio, bioAddPage, bioAllocBytes, bioFull, bioPut, bioSplitToLimits, bvecPoolInUse, BVEC_LEN, BVEC_STRIDE,
 } from '../src/index.js';
 import { expectCode, machine, P } from './helpers.js';
 
@@ -88,6 +88,38 @@ describe('Bio', () => {
     expect([BIO_BYTES, BIO_ITER_OFFSET, BVEC_ITER_BYTES]).toEqual([136, 40, 20]);
   });
 
+  it.each([
+    // block/bio.c bio_alloc_bioset: nr_vecs = bvs->nr_vecs above BIO_INLINE_VECS; bio_init_inline keeps nr_vecs
+    ['2 asked, inline', 2, 2],
+    ['4 asked, inline', 4, 4],
+    ['5 asked, biovec-16', 5, 16],
+    ['17 asked, biovec-64', 17, 64],
+    ['65 asked, biovec-128', 65, 128],
+    ['129 asked, biovec-max', 129, 256],
+  ])('holds the whole slab slot: %s', (_label, asked, held) => {
+    const bio = new Bio({ maxVecs: asked });
+    expect(bio.maxVecs).toBe(held);
+    for (let i = 0; i < held; i++) expect(bioAddPage(bio, 2 * i, 100, 0)).toBe(100);
+    expect(bioAddPage(bio, 2 * held, 100, 0)).toBe(0);
+    expect(bioFull(bio, 0)).toBe(true);
+    bioPut(bio);
+  });
+
+  it('charges the bio_set back pad to every bio but a split part (bioset_init, BIOSET_NEED_BVECS)', () => {
+    const bio = new Bio({ maxVecs: 0 });
+    expect(bioAllocBytes(bio)).toEqual({ bio: BIO_BYTES + BIO_BACK_PAD, bvec: 0, allocations: 1 });
+    const big = new Bio({ maxVecs: 16 });
+    for (let i = 0; i < 4; i++) bioAddPage(big, 2 * i, 4096, 0);
+    const parts = bioSplitToLimits(big, { maxSectors: 8 });
+    expect(parts.map((p) => bioAllocBytes(p))).toEqual([
+      { bio: BIO_BYTES, bvec: 0, allocations: 1 },
+      { bio: BIO_BYTES, bvec: 0, allocations: 1 },
+      { bio: BIO_BYTES, bvec: 0, allocations: 1 },
+      { bio: BIO_BYTES + BIO_BACK_PAD, bvec: 256, allocations: 2 },
+    ]);
+    bioPut(big);
+  });
+
   it('keeps up to 4 vectors inline and takes larger arrays from the bvec slabs', () => {
     const before = bvecPoolInUse();
     const small = new Bio({ maxVecs: 4 });
@@ -95,7 +127,7 @@ describe('Bio', () => {
     const max = new Bio();
     expect([small.inline, mid.inline, mid.slabVecs, max.maxVecs, max.slabVecs]).toEqual([true, false, 64, BIO_MAX_VECS, 256]);
     expect(bioAllocBytes(small)).toEqual({ bio: BIO_BYTES + 64, bvec: 0, allocations: 1 });
-    expect(bioAllocBytes(mid)).toEqual({ bio: BIO_BYTES, bvec: 64 * 16, allocations: 2 });
+    expect(bioAllocBytes(mid)).toEqual({ bio: BIO_BYTES + 64, bvec: 64 * 16, allocations: 2 });
     const during = bvecPoolInUse();
     expect(during.map((n, i) => n - before[i]!)).toEqual([1, 0, 1, 0, 1]);
     bioPut(small);
