@@ -48,7 +48,7 @@ export {
   BLK_MIN_SEGMENT_SIZE, BLK_DEF_MAX_SECTORS_CAP, BLK_MAX_BLOCK_SIZE, BIO_MAX_SIZE,
 } from './block/limits.js';
 export { getMaxSegmentSize, biovecPhysMergeable, bvecGapToPrev, bvecSegGap, blkCanDmaMapIova, ffs, minNotZero } from './block/merge.js';
-export { bioSplitIoAt, bioSplitRwAt, getMaxIoSize } from './block/split.js';
+export { bioSplitIoAt, bioSplitRwAt, checkLenAlignMask, getMaxIoSize } from './block/split.js';
 export { BlkMapIter, blkRqMapSegments } from './block/map-sg.js';
 export { BlkDmaIter, blkRqDmaMapIterStart, blkRqDmaMapIterNext, blkRqDmaUnmap } from './block/dma-iter.js';
 

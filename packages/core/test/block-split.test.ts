@@ -35,6 +35,31 @@ describe('bioSplitIoAt', () => {
     expect(bioSplitRwAt(lim, ranges([[10 * P, 100]]), 2 ** 20).error).toBe('EINVAL');
   });
 
+  // block/fops.c:49 passes bdev_logical_block_size - 1, fs/iomap/direct-io.c:360 alignment - 1: up to 64 KiB - 1
+  it('takes a length mask up to 65535 and refuses one that is not 2^k - 1', () => {
+    const lim = blkValidateLimits();
+    expect(bioSplitIoAt(lim, ranges([[16 * P, 65536]]), 2 ** 20, 65535).error).toBe(null);
+    expect(bioSplitIoAt(lim, ranges([[16 * P, 4096], [32 * P, 4096]]), 2 ** 20, 8191).error).toBe('EINVAL');
+    expectCode(() => bioSplitIoAt(lim, ranges([[16 * P, 4096]]), 2 ** 20, 65536), 'EINVAL');
+    expectCode(() => bioSplitIoAt(lim, ranges([[16 * P, 4096]]), 2 ** 20, 1000), 'EINVAL');
+  });
+
+  it('keeps its segment and byte counts in the decision, so a walk inside a walk does not disturb it', () => {
+    const lim = blkValidateLimits({ maxSegments: 2 });
+    const inner = ranges([[40 * P, P], [50 * P, P], [60 * P, P], [70 * P, P]]);
+    const list: Array<[number, number]> = [[10 * P, P], [20 * P, P], [30 * P, P]];
+    const outer: PhysRanges = {
+      count: list.length,
+      phys: (i) => {
+        if (i === 1) bioSplitRwAt(blkValidateLimits({ maxSegments: 8 }), inner, 2 ** 20);
+        return list[i]![0];
+      },
+      length: (i) => list[i]![1],
+    };
+    const d = bioSplitRwAt(lim, outer, 2 ** 20);
+    expect([d.sectors, d.segs, d.bytes]).toEqual([16, 2, 2 * P]);
+  });
+
   it('records the gap bit of the vectors it scanned', () => {
     const lim = blkValidateLimits();
     expect(bioSplitRwAt(lim, ranges([[10 * P, P], [20 * P, P]]), 2 ** 20).gapBit).toBe(13);
@@ -126,6 +151,8 @@ describe('the IOVA-linking API and the DMA iterator', () => {
     const { device } = machine();
     const state = dmaIovaTryAlloc(device, 10 * P, 2 * P)!;
     expectCode(() => dmaIovaLink(device, state, 20 * P + 8, P, 100, 'to-device'), 'EIO');
+    // __iommu_map's IS_ALIGNED(iova | paddr | size) check (iommu.c:2607): -EINVAL
+    expectCode(() => dmaIovaLink(device, state, 20 * P, 100, P, 'to-device'), 'EINVAL');
     dmaIovaDestroy(device, state, 0, 'to-device');
     expectCode(() => dmaIovaLink(device, state, 20 * P, 0, P, 'to-device'), 'EINVAL');
   });

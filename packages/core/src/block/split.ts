@@ -2,9 +2,9 @@
 // block/blk-merge.c does it for a bio: bio_split_io_at, bvec_split_segs, get_max_io_size.
 
 import { PAGE_SIZE } from '../constants.js';
-import { andMask } from '../dma/mask.js';
+import { andMask, isLowMask } from '../dma/mask.js';
 import { fail } from '../errors.js';
-import { blkValidateLimits, SECTOR_SHIFT, SECTOR_SIZE, type QueueLimits } from './limits.js';
+import { BLK_MAX_BLOCK_SIZE, blkValidateLimits, SECTOR_SHIFT, SECTOR_SIZE, type QueueLimits } from './limits.js';
 import { bvecGapToPrev, bvecSegGap, ffs, getMaxSegmentSize } from './merge.js';
 
 /**
@@ -26,6 +26,8 @@ export interface SplitDecision {
   sectors: number;
   /** Segments in the (first part of the) bio. */
   segs: number;
+  /** Bytes gathered before the split point was rounded (all the bytes when no split). */
+  bytes: number;
   /** `bi_bvec_gap_bit`: ffs of the gaps between the vectors scanned (0: none). */
   gapBit: number;
   /** Why the split happened ('' when none). */
@@ -40,29 +42,37 @@ export function checkRanges(ranges: unknown): asserts ranges is PhysRanges {
   }
 }
 
-// bvec_split_segs' in/out counters, kept here so the loop allocates nothing
-let nsegs = 0;
-let bytes = 0;
-
 /**
  * `bvec_split_segs`: adds the segments of the vector (`paddr`, `len`) that fit under
- * `maxSegs` and `maxBytes`, each cut by `get_max_segment_size` and stopping early at a virt
- * boundary; true when the vector must be split (not all of it fits).
+ * `maxSegs` and `maxBytes` to `r.segs` and `r.bytes` (the kernel's in/out counters), each cut
+ * by `get_max_segment_size` and stopping early at a virt boundary; true when the vector must
+ * be split (not all of it fits).
  */
-function bvecSplitSegs(lim: QueueLimits, paddr: number, len: number, maxSegs: number, maxBytes: number): boolean {
-  const maxLen = maxBytes - bytes;
+function bvecSplitSegs(lim: QueueLimits, r: SplitDecision, paddr: number, len: number, maxSegs: number, maxBytes: number): boolean {
+  const maxLen = maxBytes - r.bytes;
   let left = Math.min(len, maxLen);
   let total = 0;
   const off = paddr % PAGE_SIZE;
-  while (left > 0 && nsegs < maxSegs) {
+  while (left > 0 && r.segs < maxSegs) {
     const seg = getMaxSegmentSize(lim, paddr + total, left);
-    nsegs++;
+    r.segs++;
     total += seg;
     left -= seg;
     if (lim.virtBoundaryMask !== 0 && andMask(off + total, lim.virtBoundaryMask) !== 0) break;
   }
-  bytes += total;
+  r.bytes += total;
   return left > 0 || len > maxLen;
+}
+
+/**
+ * Checks a `len_align_mask` as callers pass one (`bdev_logical_block_size - 1`, iomap's
+ * `alignment - 1`, `dma_alignment`): 2^k − 1 up to BLK_MAX_BLOCK_SIZE − 1; EINVAL otherwise.
+ * Returns it.
+ */
+export function checkLenAlignMask(name: string, mask: unknown): number {
+  if (typeof mask !== 'number' || !Number.isInteger(mask) || mask < 0 || mask > BLK_MAX_BLOCK_SIZE - 1) fail('EINVAL', `${name} = ${String(mask)} is outside [0, ${BLK_MAX_BLOCK_SIZE - 1}]`);
+  if (!isLowMask(mask, 0)) fail('EINVAL', `${name} = ${mask} is not a mask 2^k - 1 (511 for 512-byte blocks)`);
+  return mask;
 }
 
 /**
@@ -70,21 +80,25 @@ function bvecSplitSegs(lim: QueueLimits, paddr: number, len: number, maxSegs: nu
  * and says whether and where to split. A vector whose page offset breaks `dmaAlignment`
  * or whose length breaks `lenAlignMask` is EINVAL; a virt-boundary gap, `maxSegments` or
  * `maxBytes` ends the first part, rounded down to the logical block (EINVAL if that leaves
- * nothing). Records the gap bit of what was scanned. Cost: O(vectors scanned); allocates only
- * the returned record (pass `out` to reuse one). EINVAL for limits that do not validate, a
- * malformed `ranges`, or a bad byte budget or mask (the vectors themselves are trusted).
+ * nothing). Records the gap bit of what was scanned, and the segments and bytes counted
+ * (`bvec_split_segs`' in/out counters live in the record, so the walk is reentrant).
+ * `lenAlignMask` is 2^k − 1 up to 65535 (`checkLenAlignMask`). Cost: O(vectors scanned);
+ * allocates only the returned record (pass `out` to reuse one). EINVAL for limits that do not
+ * validate, a malformed `ranges`, or a bad byte budget or mask (the vectors themselves are
+ * trusted).
  */
 export function bioSplitIoAt(lim: QueueLimits, ranges: PhysRanges, maxBytes: number, lenAlignMask: number, out?: SplitDecision): SplitDecision {
   lim = blkValidateLimits(lim);
   checkRanges(ranges);
   if (!Number.isInteger(maxBytes) || maxBytes < 0) fail('EINVAL', `maxBytes = ${maxBytes} is not a byte count`);
-  if (!Number.isInteger(lenAlignMask) || lenAlignMask < 0 || lenAlignMask > 4095) fail('EINVAL', `lenAlignMask = ${lenAlignMask} is outside [0, 4095]`);
-  const r: SplitDecision = out ?? { error: null, sectors: 0, segs: 0, gapBit: 0, reason: '' };
+  checkLenAlignMask('lenAlignMask', lenAlignMask);
+  const r: SplitDecision = out ?? { error: null, sectors: 0, segs: 0, bytes: 0, gapBit: 0, reason: '' };
   r.error = null;
   r.sectors = 0;
+  r.segs = 0;
+  r.bytes = 0;
+  r.gapBit = 0;
   r.reason = '';
-  nsegs = 0;
-  bytes = 0;
   let gaps = 0;
   let prevOff = 0;
   let prevLen = 0;
@@ -95,7 +109,6 @@ export function bioSplitIoAt(lim: QueueLimits, ranges: PhysRanges, maxBytes: num
     const off = paddr % PAGE_SIZE;
     if (andMask(off, lim.dmaAlignment) !== 0 || andMask(len, lenAlignMask) !== 0) {
       r.error = 'EINVAL';
-      r.segs = nsegs;
       return r;
     }
     if (i > 0) {
@@ -105,25 +118,23 @@ export function bioSplitIoAt(lim: QueueLimits, ranges: PhysRanges, maxBytes: num
       }
       gaps = (gaps | bvecSegGap(prevOff, prevLen, off)) >>> 0;
     }
-    if (nsegs < lim.maxSegments && bytes + len <= maxBytes && off + len <= lim.maxFastSegmentSize) {
-      nsegs++;
-      bytes += len;
-    } else if (bvecSplitSegs(lim, paddr, len, lim.maxSegments, maxBytes)) {
-      r.reason = nsegs >= lim.maxSegments && bytes < maxBytes ? 'max-segments' : 'max-bytes';
+    if (r.segs < lim.maxSegments && r.bytes + len <= maxBytes && off + len <= lim.maxFastSegmentSize) {
+      r.segs++;
+      r.bytes += len;
+    } else if (bvecSplitSegs(lim, r, paddr, len, lim.maxSegments, maxBytes)) {
+      r.reason = r.segs >= lim.maxSegments && r.bytes < maxBytes ? 'max-segments' : 'max-bytes';
       return splitAt(lim, r, gaps);
     }
     prevOff = off;
     prevLen = len;
   }
-  r.segs = nsegs;
   r.gapBit = ffs(gaps);
   return r;
 }
 
 // The split: the bytes gathered rounded down to the logical block (bio_split_alignment).
 function splitAt(lim: QueueLimits, r: SplitDecision, gaps: number): SplitDecision {
-  r.segs = nsegs;
-  const b = bytes - (bytes % lim.logicalBlockSize);
+  const b = r.bytes - (r.bytes % lim.logicalBlockSize);
   if (b === 0) {
     r.error = 'EINVAL';
     return r;

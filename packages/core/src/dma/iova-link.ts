@@ -103,7 +103,8 @@ function checkState(device: Device, state: unknown): asserts state is DmaIovaSta
 /**
  * `dma_iova_link`: maps `size` bytes at physical `phys` at byte `offset` of the state's range,
  * widened to whole granules, with the permissions `dir` grants the device. EIO when `phys` is
- * not granule-aligned past the first link (the kernel's WARN), EINVAL past the range.
+ * not granule-aligned past the first link (the kernel's WARN); EINVAL when `offset` puts the
+ * link off a granule of the range (`__iommu_map`'s alignment check) or past the range.
  * Cost: one page-table write per granule.
  */
 export function dmaIovaLink(device: Device, state: DmaIovaState, phys: number, offset: number, size: number, dir: DmaDirection): void {
@@ -118,7 +119,8 @@ export function dmaIovaLink(device: Device, state: DmaIovaState, phys: number, o
   const pad = andMask(phys, granule - 1);
   if (pad !== 0 && offset > 0) fail('EIO', `dma_iova_link: phys ${hex(phys)} is not granule-aligned at offset ${offset}`);
   const iova = state.addr + offset - pad;
-  if (andMask(iova, granule - 1) !== 0) fail('EIO', `dma_iova_link: offset ${offset} does not fall on a granule of the range`);
+  // __iommu_map: IS_ALIGNED(iova | paddr | size, min_pagesz) or -EINVAL
+  if (andMask(iova, granule - 1) !== 0) fail('EINVAL', `dma_iova_link: offset ${offset} does not fall on a granule of the range`);
   const nr = Math.ceil((size + pad) / granule);
   iommu.mapGranules(iova / granule, (phys - pad) / granule, nr, dirToProt(dir));
   state.linkedGranules += nr;
