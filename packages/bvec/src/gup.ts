@@ -3,14 +3,17 @@
 // pages pinned with FOLL_PIN straight into the tail of the bio's own vector array, then
 // rewritten in place as vectors, one per run of consecutive pages of one folio.
 
-import { BIO_MAX_SIZE, checkBool, checkInt, checkOptions, fail, isIodescError, PAGE_SIZE, unpinUserPagesDirtyLock, type PhysicalMemory } from '@iodesc/core';
+import { BIO_MAX_SIZE, checkBool, checkLenAlignMask, checkOptions, fail, isIodescError, PAGE_SIZE, unpinUserPagesDirtyLock, type PhysicalMemory } from '@iodesc/core';
 import { Bio, bioFull, checkBio } from './bio.js';
 import { BVEC_LEN, BVEC_OFFSET, BVEC_PAGE, BVEC_STRIDE, bvecSet, bvLen, bvOffset, bvPage } from './bvec.js';
 import { extractUserPages, iovIterAdvance, IovIter, iovIterRevert, type ExtractOptions, type ExtractResult } from './iov-iter.js';
 
 /** Options of `bioIovIterGetPages`. */
 export interface BioGetPagesOptions {
-  /** `len_align_mask`: the bio's size is trimmed down to a multiple of mask + 1 (default 0). */
+  /**
+   * `len_align_mask`: the bio's size is trimmed down to a multiple of mask + 1 (default 0); a
+   * mask 2^k − 1 up to 65535 (`bdev_logical_block_size - 1` with 64 KiB blocks).
+   */
   lenAlignMask?: number;
   /** FOLL_LONGTERM. */
   longterm?: boolean;
@@ -98,7 +101,7 @@ export function bioIovIterGetPages(bio: Bio, iter: IovIter, opts?: BioGetPagesOp
   checkBio('bio', bio);
   if (!(iter instanceof IovIter)) fail('EINVAL', 'iter must be an IovIter');
   const o = checkOptions('bioIovIterGetPages options', opts);
-  const mask = o.lenAlignMask === undefined ? 0 : checkInt('lenAlignMask', o.lenAlignMask, 0, PAGE_SIZE - 1);
+  const mask = o.lenAlignMask === undefined ? 0 : checkLenAlignMask('lenAlignMask', o.lenAlignMask);
   if (o.longterm !== undefined) checkBool('longterm', o.longterm);
   if (bio.cloned) fail('EIO', 'a cloned bio cannot take pages');
   if (iter.type === 'bvec') return bvecSetFromIter(bio, iter);

@@ -31,6 +31,24 @@ export class BvecRanges implements PhysRanges {
     return this;
   }
 
+  /**
+   * Points the view at `iter` over `v` when the bytes are known to end `endLen` bytes into
+   * vector `endIdx` (the same end as `iter`'s, found once by `reset`): O(1).
+   */
+  resetTo(v: BvecVector, iter: BvecIter, endIdx: number, endLen: number): this {
+    this.v = v;
+    this.idx = iter.biIdx;
+    this.done = iter.biBvecDone;
+    this.count = iter.biSize === 0 ? 0 : endIdx - iter.biIdx + 1;
+    this.lastLen = this.count === 1 ? endLen - iter.biBvecDone : endLen;
+    return this;
+  }
+
+  /** Length of the last vector covered, as clipped by the iterator's size. */
+  get lastLength(): number {
+    return this.lastLen;
+  }
+
   phys(i: number): number {
     return bvPhys(this.v!, this.idx + i) + (i === 0 ? this.done : 0);
   }

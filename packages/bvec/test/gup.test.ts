@@ -135,6 +135,23 @@ describe('bioIovIterGetPages', () => {
     expect(leakReport(memory)).toEqual([]);
   });
 
+  // block/fops.c:49: bdev_logical_block_size - 1, up to BLK_MAX_BLOCK_SIZE (64 KiB) - 1
+  it('trims to a 64 KiB logical block (mask 65535) and refuses a mask that is not 2^k - 1', () => {
+    const { memory, mm } = machine();
+    const addr = mm.mmap(4 * MiB, { thp: true, populate: true });
+    const folio = addr + (2 * MiB - (addr % (2 * MiB)));
+    const bio = new Bio({ maxVecs: 16 });
+    const iter = iovIterUbuf(mm, folio, 65536 + 4096, 'dest');
+    expect(bioIovIterGetPages(bio, iter, { lenAlignMask: 65535 })).toBe(65536);
+    expect(iter.count).toBe(4096);
+    bioRelease(bio, { dirty: false });
+    bioPut(bio);
+    for (const bad of [1000, 65536, 131071]) {
+      expectCode(() => bioIovIterGetPages(new Bio({ maxVecs: 1 }), iovIterUbuf(mm, folio, P, 'dest'), { lenAlignMask: bad }), 'EINVAL');
+    }
+    expect(leakReport(memory)).toEqual([]);
+  });
+
   it('borrows the vectors of an ITER_BVEC iterator (bio_iov_bvec_set)', () => {
     const arr = new BvecArray(2);
     bvecSet(arr, 0, 10, 2 * P, 0);

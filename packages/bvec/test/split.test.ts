@@ -40,16 +40,41 @@ describe('bioSplitToLimits', () => {
     bioPut(bio);
   });
 
-  it('records the gap bit of each part', () => {
+  // blk-merge.c:382,418 write ffs(gaps) into the bio being split; bio.c:228 (bio_init) zeroes the
+  // clone's bit and __bio_clone (bio.c:847) does not copy it
+  it('leaves a split part gap bit 0 and the remainder the bit of its own last scan', () => {
     const bio = bioOf([[10, P, 0], [20, 2048, 0], [30, P, 0], [40, P, 0]]);
     const parts = bioSplitToLimits(bio, { maxSegments: 2 });
-    expect(parts.map((p) => [p.gapBitSet, p.biBvecGapBit])).toEqual([[true, 12], [true, 13]]);
+    expect(parts.map((p) => [p.gapBitSet, p.biBvecGapBit])).toEqual([[true, 0], [true, 13]]);
     bioPut(bio);
   });
 
+  it('leaves a remainder that needs no scan the bit of the part split off before it', () => {
+    const bio = bioOf([[10, P, 0], [20, 2048, 0]]);
+    const parts = bioSplitToLimits(bio, { maxSegments: 1 });
+    expect(parts.map((p) => [p.biIter.biSize, p.biBvecGapBit])).toEqual([[P, 0], [2048, 13]]);
+    bioPut(bio);
+  });
+
+  // blk.h:370-385 bio_may_need_split
+  it('submits a bio of one vector within max_fast_segment_size unscanned (bio_may_need_split)', () => {
+    const bio = new Bio({ maxVecs: 1 });
+    bioAddPage(bio, 10, 100, 1);
+    const parts = bioSplitToLimits(bio, {});
+    expect(parts).toEqual([bio]);
+    expect([bio.gapBitSet, bio.biIter.biSize]).toEqual([false, 100]);
+    // with chunk_sectors, or past the fast size, it is scanned and refused
+    expectCode(() => bioSplitToLimits(bio, { chunkSectors: 8 }), 'EINVAL');
+    const late = new Bio({ maxVecs: 1 });
+    bioAddPage(late, 10, 200, 4000);
+    expectCode(() => bioSplitToLimits(late, {}), 'EINVAL');
+    bioPut(bio);
+    bioPut(late);
+  });
+
   it.each<[string, QueueLimitsOptions, Piece[]]>([
-    ['a vector offset breaking dmaAlignment (511)', {}, [[10, 512, 100]]],
-    ['a vector length breaking dmaAlignment', {}, [[10, 100, 0]]],
+    ['a vector offset breaking dmaAlignment (511)', {}, [[10, 512, 100], [20, 512, 0]]],
+    ['a vector length breaking dmaAlignment', {}, [[10, 100, 0], [20, 512, 0]]],
     ['a misaligned vector after a split point', { maxSectors: 8 }, [[10, P, 0], [20, P, 0], [30, 512, 8]]],
     ['no whole logical block before a virt-boundary split', { virtBoundaryMask: 4095, logicalBlockSize: 4096 }, [[20, 2048, 0], [30, P, 0]]],
     ['limits below the kernel minimums', { maxSegmentSize: 1024 }, scatteredPages(2)],
