@@ -45,6 +45,7 @@ function build(memory: PhysicalMemory, pages: Uint32Array, offset: number, lengt
 
 // The queue limits a block driver derives from its DMA device (dma_set_max_seg_size, ...):
 // segments also kept within what one mapping can take (swiotlb's 256 KiB when it may bounce).
+// A Device has no virt boundary, so none is set.
 function limitsOf(device: Device): QueueLimits {
   return blkValidateLimits({
     maxSegmentSize: Math.min(device.maxSegmentSize, device.maxMappingSize()),
@@ -119,8 +120,12 @@ export const bvecBackend: BvecBackend = {
   },
 
   /**
-   * `blk_rq_map_sg` over the bios (the conversion, charged to the footprint while mapped), then
-   * core's `dmaMapSegments`. Segments respect the device's segment size and boundary.
+   * Maps the descriptor as one request: `blk_rq_map_sg` over the bios (the conversion, charged
+   * to the footprint while mapped), then core's `dmaMapSegments`. Segments respect the
+   * device's segment size and boundary. EINVAL, with nothing mapped, when the request needs
+   * more than `device.maxSegments` segments: the block layer would have split it into several
+   * requests at submission (`bioSplitToLimits`, then `blkRqMapSg` or `blkRqDmaMap` per part),
+   * and one mapping cannot stand for them.
    */
   dmaMap(desc: BvecDescriptor, device: Device, dir: DmaDirection): DmaMapping {
     checkDesc(desc);
@@ -130,6 +135,7 @@ export const bvecBackend: BvecBackend = {
       ? [new BvecRanges().reset(desc.flat, { biSector: 0, biSize: desc.length, biIdx: 0, biBvecDone: 0 })]
       : desc.bios().map((b) => new BvecRanges().reset(b, b.biIter));
     const table = mapSgViews(lim, views);
+    if (table.count > lim.maxSegments) fail('EINVAL', `the request needs ${table.count} segments, ${device.name} takes ${lim.maxSegments} (maxSegments): split it first (bioSplitToLimits)`);
     const m = dmaMapSegments(device, table.phys, table.lens, table.count, dir);
     desc.sgTable = table;
     descOfMapping.set(m, desc);

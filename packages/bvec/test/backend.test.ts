@@ -68,6 +68,18 @@ describe('bvecBackend.dmaMap', () => {
     bvecBackend.putUser(d, { dirty: true });
     expect(leakReport(memory)).toEqual([]);
   });
+  it('refuses a request of more segments than the device takes (EINVAL, nothing mapped)', () => {
+    const { memory } = machine();
+    const d = bvecBackend.fromPages(memory, Uint32Array.from({ length: 130 }, (_, k) => 10 + 2 * k), 0, 130 * P);
+    const narrow = new Device(memory, { iommu: new Iommu(), maxSegments: 129 });
+    expectCode(() => bvecBackend.dmaMap(d, narrow, 'to-device'), 'EINVAL');
+    expect(d.sgTable).toBe(null);
+    const m = bvecBackend.dmaMap(d, new Device(memory, { maxSegments: 130 }), 'to-device');
+    expect(m.count).toBe(130);
+    bvecBackend.dmaUnmap(m);
+    d.put();
+    expect(leakReport(memory)).toEqual([]);
+  });
 });
 
 describe('bvecBackend.getUser / putUser', () => {
