@@ -8,8 +8,10 @@ import { fail, kmallocSize, PAGE_SIZE } from '@iodesc/core';
 export const BVEC_BYTES = 16;
 /** 32-bit words per vector in the typed arrays. */
 export const BVEC_STRIDE = BVEC_BYTES / 4;
-/** Word of the page (the PFN stands for `bv_page`; the pointer's high half, word 1, is unused). */
+/** Word of the page (the PFN stands for `bv_page`). */
 export const BVEC_PAGE = 0;
+/** Word 1, the page pointer's high half: unused, always written 0 with the vector. */
+export const BVEC_PAGE_HI = 1;
 /** Word of `bv_len`: bytes in the vector, up to 2^32 − 1. */
 export const BVEC_LEN = 2;
 /** Word of `bv_offset`: start within the first page, below PAGE_SIZE here. */
@@ -49,10 +51,11 @@ export function bvPhys(v: BvecVector, i: number): number {
   return v.vecs[w + BVEC_PAGE]! * PAGE_SIZE + v.vecs[w + BVEC_OFFSET]!;
 }
 
-/** `bvec_set_page`: writes vector `i`. Trusts its arguments. */
+/** `bvec_set_page`: writes vector `i` (word 1 cleared). Trusts its arguments. */
 export function bvecSet(v: BvecVector, i: number, pfn: number, len: number, offset: number): void {
   const w = v.base + i * BVEC_STRIDE;
   v.vecs[w + BVEC_PAGE] = pfn;
+  v.vecs[w + BVEC_PAGE_HI] = 0;
   v.vecs[w + BVEC_LEN] = len;
   v.vecs[w + BVEC_OFFSET] = offset;
 }

@@ -3,9 +3,9 @@
 // array as io_uring's registered buffers hold one (io_uring/rsrc.c). The hot loop over whole
 // pages keeps the last vector's end in locals and writes the words directly.
 
-import { BIO_MAX_SIZE, PAGE_SIZE, type PhysicalMemory } from '@iodesc/core';
+import { BIO_MAX_SIZE, fail, PAGE_SIZE, type PhysicalMemory } from '@iodesc/core';
 import { Bio } from './bio.js';
-import { BIO_MAX_VECS, BVEC_LEN, BVEC_OFFSET, BVEC_PAGE, BVEC_STRIDE, BvecArray } from './bvec.js';
+import { BIO_MAX_VECS, BVEC_LEN, BVEC_OFFSET, BVEC_PAGE, BVEC_PAGE_HI, BVEC_STRIDE, BvecArray } from './bvec.js';
 
 // Where a fill stands: the vector array and the word of its last vector, counts, and the
 // physical end and length of the last vector (what the next piece must meet to merge).
@@ -35,6 +35,7 @@ function addOne(st: FillState, pfn: number, off: number, len: number, cap: numbe
     if (st.count >= st.capacity) return false;
     st.w += BVEC_STRIDE;
     st.vecs[st.w + BVEC_PAGE] = pfn;
+    st.vecs[st.w + BVEC_PAGE_HI] = 0;
     st.vecs[st.w + BVEC_LEN] = len;
     st.vecs[st.w + BVEC_OFFSET] = off;
     st.count++;
@@ -53,6 +54,7 @@ function addPages(st: FillState, pages: Uint32Array, from: number, to: number, c
   const page = PAGE_SIZE;
   const fLen = BVEC_LEN;
   const fPage = BVEC_PAGE;
+  const fPageHi = BVEC_PAGE_HI;
   const fOff = BVEC_OFFSET;
   const stride = BVEC_STRIDE;
   let w = st.w;
@@ -70,6 +72,7 @@ function addPages(st: FillState, pages: Uint32Array, from: number, to: number, c
       if (count >= capacity) break;
       w += stride;
       vecs[w + fPage] = pfn;
+      vecs[w + fPageHi] = 0;
       vecs[w + fLen] = page;
       vecs[w + fOff] = 0;
       count++;
@@ -94,7 +97,7 @@ export function fillFlat(pages: Uint32Array, offset: number, length: number, cap
   const need = Math.ceil((offset + length) / PAGE_SIZE);
   const arr = new BvecArray(need);
   const st = new FillState(arr.vecs, 0, need);
-  forEachPiece(st, pages, offset, length, cap, false, () => fail());
+  forEachPiece(st, pages, offset, length, cap, false, arrayFull);
   arr.count = st.count;
   return arr;
 }
@@ -128,15 +131,18 @@ export function fillBios(memory: PhysicalMemory, pages: Uint32Array, offset: num
   return head;
 }
 
-function fail(): never {
-  throw new Error('fillFlat: the array was sized for every page');
+// fillFlat's array holds a vector per page the bytes touch, so it is never full; should that
+// ever break, fail loudly rather than loop.
+function arrayFull(): never {
+  return fail('ENOSPC', 'fillFlat: the array was sized for every page, yet a piece found it full');
 }
 
 // The first piece, the whole pages between, the last piece; `full` opens a new container
 // when one refuses (at page index i).
 function forEachPiece(st: FillState, pages: Uint32Array, offset: number, length: number, cap: number, bioSized: boolean, full: (i: number) => void): void {
   const firstLen = Math.min(length, PAGE_SIZE - offset);
-  if (!addOne(st, pages[0]!, offset, firstLen, cap, bioSized)) throw new Error('a fresh container refused its first piece');
+  // a fresh container (capacity ≥ 1, size 0) always takes a piece of at most a page
+  addOne(st, pages[0]!, offset, firstLen, cap, bioSized);
   let left = length - firstLen;
   const whole = Math.floor(left / PAGE_SIZE);
   let i = 1;

@@ -3,7 +3,7 @@
 export { bvecBackend } from './backend.js';
 export { BvecDescriptor } from './descriptor.js';
 export {
-  BVEC_BYTES, BVEC_STRIDE, BVEC_PAGE, BVEC_LEN, BVEC_OFFSET, BIO_MAX_VECS, BIO_INLINE_VECS, BVEC_SLAB_SIZES, BvecArray, BvecSlab,
+  BVEC_BYTES, BVEC_STRIDE, BVEC_PAGE, BVEC_PAGE_HI, BVEC_LEN, BVEC_OFFSET, BIO_MAX_VECS, BIO_INLINE_VECS, BVEC_SLAB_SIZES, BvecArray, BvecSlab,
   bvPage, bvLen, bvOffset, bvPhys, bvecSet, bvecPoolInUse,
 } from './bvec.js';
 export {

@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { folioPinCount, leakReport } from '@iodesc/core';
-import { Bio, bioIovIterGetPages, bioPut, bioRelease, BvecArray, bvecSet, iovIterBvec, iovIterUbuf } from '../src/index.js';
+import { Bio, bioIovIterGetPages, bioPut, bioRelease, BVEC_PAGE_HI, BVEC_STRIDE, BvecArray, bvecSet, iovIterBvec, iovIterUbuf } from '../src/index.js';
 import { expectCode, machine, MiB, P } from './helpers.js';
 
 // A populated range whose pages are scattered (no two physically adjacent), by the fragmentation dial.
@@ -25,6 +25,18 @@ describe('bioIovIterGetPages', () => {
     expect(v[0]).toEqual({ pfn: mm.lookupPfn(addr), offset: 100, length: P - 100 });
     expect(v[5]).toEqual({ pfn: mm.lookupPfn(addr + 5 * P), offset: 0, length: P - 100 });
     for (const s of v) expect(folioPinCount(memory, s.pfn)).toBe(1);
+    bioRelease(bio, { dirty: false });
+    bioPut(bio);
+    expect(leakReport(memory)).toEqual([]);
+  });
+
+  it('leaves no page of the batch in the unused high word of a vector', () => {
+    const { memory, mm, addr } = scattered(16);
+    const bio = new Bio({ maxVecs: 16 });
+    bioIovIterGetPages(bio, iovIterUbuf(mm, addr, 16 * P, 'dest'));
+    expect(bio.biVcnt).toBe(16);
+    const high = Array.from({ length: 16 }, (_, i) => bio.vecs[bio.base + i * BVEC_STRIDE + BVEC_PAGE_HI]);
+    expect(high).toEqual(new Array(16).fill(0));
     bioRelease(bio, { dirty: false });
     bioPut(bio);
     expect(leakReport(memory)).toEqual([]);

@@ -28,7 +28,9 @@ export class BlkDmaIter {
   /** One mapping per segment on the segment-by-segment path (`dma_map_phys`), to unmap. */
   readonly mappings: DmaMapping[] = [];
   readonly iter: BlkMapIter;
-  private readonly one = new Float64Array(2);
+  // one-entry address and length arrays for dma_map_phys, reused for every segment
+  private readonly onePhys = new Float64Array(1);
+  private readonly oneLen = new Float64Array(1);
 
   constructor(
     readonly lim: QueueLimits,
@@ -51,11 +53,10 @@ export class BlkDmaIter {
 
   /** @internal `blk_dma_map_direct`: `dma_map_phys` of the segment the walk holds. */
   mapDirect(): boolean {
-    const one = this.one;
-    one[0] = this.iter.paddr;
-    one[1] = this.iter.len;
+    this.onePhys[0] = this.iter.paddr;
+    this.oneLen[0] = this.iter.len;
     try {
-      const m = dmaMapSegments(this.device, one.subarray(0, 1), one.subarray(1, 2), 1, this.dir);
+      const m = dmaMapSegments(this.device, this.onePhys, this.oneLen, 1, this.dir);
       this.mappings.push(m);
       this.addr = m.dmaAddress(0);
       this.len = m.dmaLength(0);
