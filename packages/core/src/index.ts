@@ -65,6 +65,17 @@ export { skbSegment, SKB_GSO_DODGY, SKB_GSO_PARTIAL } from './net/gso.js';
 export { skbToSgvec, SKB_TO_SGVEC_MAX_RECURSION } from './net/sgvec.js';
 export { Nic } from './net/nic.js';
 export { fragConversionCost, fragsFromSegments, skbsFromFrags } from './net/convert.js';
+export {
+  DmaIovaState, dmaGetMergeBoundary, dmaIovaTryAlloc, dmaIovaLink, dmaIovaSync, dmaIovaDestroy,
+} from './dma/iova-link.js';
+export {
+  blkValidateLimits, SECTOR_SHIFT, SECTOR_SIZE, BLK_MAX_SEGMENTS, BLK_SAFE_MAX_SECTORS, BLK_MAX_SEGMENT_SIZE, BLK_SEG_BOUNDARY_MASK,
+  BLK_MIN_SEGMENT_SIZE, BLK_DEF_MAX_SECTORS_CAP, BLK_MAX_BLOCK_SIZE, BIO_MAX_SIZE,
+} from './block/limits.js';
+export { getMaxSegmentSize, biovecPhysMergeable, bvecGapToPrev, bvecSegGap, blkCanDmaMapIova, ffs, minNotZero } from './block/merge.js';
+export { bioSplitIoAt, bioSplitRwAt, checkLenAlignMask, getMaxIoSize } from './block/split.js';
+export { BlkMapIter, blkRqMapSegments } from './block/map-sg.js';
+export { BlkDmaIter, blkRqDmaMapIterStart, blkRqDmaMapIterNext, blkRqDmaUnmap } from './block/dma-iter.js';
 
 export type { Errno } from './errors.js';
 export type { PhysicalMemoryOptions, MemoryStats } from './mm/memory.js';
@@ -96,3 +107,5 @@ export type { SkbSegmentOptions } from './net/gso.js';
 export type { SkbSgvec, SkbToSgvecOptions } from './net/sgvec.js';
 export type { Wire, NicOptions, NicStats } from './net/nic.js';
 export type { FragsFromSegmentsOptions, SkbsFromFragsOptions } from './net/convert.js';
+export type { QueueLimits, QueueLimitsOptions } from './block/limits.js';
+export type { PhysRanges, SplitDecision } from './block/split.js';
