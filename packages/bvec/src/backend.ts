@@ -4,7 +4,7 @@
 
 import {
   AddressSpace, blkValidateLimits, checkInt, checkOptions, DmaMapping, dmaMapSegments, dmaUnmapSegments, Device, fail, PAGE_SIZE,
-  PhysicalMemory, registerBackend, type DescriptorBackend, type DmaDirection, type FromPagesOptions, type GetUserOptions, type PutUserOptions,
+  PhysicalMemory, fragsFromSegments, registerBackend, type ToFragsResult, type DescriptorBackend, type DmaDirection, type FromPagesOptions, type GetUserOptions, type PutUserOptions,
   type QueueLimits,
 } from '@iodesc/core';
 import { Bio, bioPut } from './bio.js';
@@ -68,7 +68,7 @@ export type BvecBackend = DescriptorBackend<BvecDescriptor> & {
 /** The bio_vec backend. */
 export const bvecBackend: BvecBackend = {
   name: 'bvec',
-  capabilities: { dmaInline: false, chaining: true, multiPage: true, dma: true, toFrags: false, fragView: false },
+  capabilities: { dmaInline: false, chaining: true, multiPage: true, dma: true, toFrags: true, fragView: false },
 
   /** Describes the pages in bios of up to 256 pooled vectors (or one flat array), merging physically contiguous pages; no reference taken. */
   fromPages(memory: PhysicalMemory, pages: Uint32Array, offset: number, length: number, opts?: BvecFromPagesOptions): BvecDescriptor {
@@ -149,8 +149,12 @@ export const bvecBackend: BvecBackend = {
     if (desc !== undefined) desc.sgTable = null;
   },
 
-  toFrags() {
-    return fail('EOPNOTSUPP', 'the bvec backend hands memory to the network once issue 13 lands (toFrags)');
+  // the bvecs re-described as skb_frag_t entries written into the network's own array (same
+  // 16-byte layout, but a copy: a conversion the cost counts); a multi-page bvec becomes one
+  // fragment per folio it touches
+  toFrags(desc: BvecDescriptor): ToFragsResult {
+    checkDesc(desc);
+    return fragsFromSegments(desc.segments(), { memory: desc.memory });
   },
 };
 

@@ -101,8 +101,20 @@ describe('bvecBackend.getUser / putUser', () => {
     expect(leakReport(memory)).toEqual([]);
   });
 
-  it('throws EOPNOTSUPP from toFrags until the network side lands', () => {
+  it('re-describes a multi-page bvec as one fragment per folio, counted as a conversion', () => {
     const { memory } = machine();
-    expectCode(() => bvecBackend.toFrags(bvecBackend.fromPages(memory, Uint32Array.of(10), 0, P)), 'EOPNOTSUPP');
+    // two order-1 folios back to back: one bvec of 4 pages, two fragments (networking never
+    // lets a fragment leave its folio), 16 bytes of entries written for each
+    const a = memory.allocFolio(1);
+    let b = memory.allocFolio(1);
+    while (b !== a + 2) b = memory.allocFolio(1);
+    const desc = bvecBackend.fromPages(memory, Uint32Array.of(a, a + 1, a + 2, a + 3), 100, 4 * P - 200);
+    expect(desc.nrSegments).toBe(1);
+    const { frags, cost } = bvecBackend.toFrags(desc);
+    expect(frags.entries()).toEqual([
+      { pfn: a, netmem: false, offset: 100, length: 2 * P - 100 },
+      { pfn: a + 2, netmem: false, offset: 0, length: 2 * P - 100 },
+    ]);
+    expect(cost).toEqual({ conversions: 1, conversionBytes: 32, allocations: 2 });
   });
 });

@@ -1,8 +1,8 @@
 // The scatterlist backend: DescriptorBackend<SgTable> over this package's model of
 // lib/scatterlist.c, registered in core's registry as 'sglist' when this module loads.
 
-import { checkInt, Device, DmaMapping, fail, PAGE_SIZE, PhysicalMemory, registerBackend } from '@iodesc/core';
-import type { DescriptorBackend, DmaDirection, FromPagesOptions, GetUserOptions, PutUserOptions } from '@iodesc/core';
+import { checkInt, Device, DmaMapping, fail, fragsFromSegments, PAGE_SIZE, PhysicalMemory, registerBackend } from '@iodesc/core';
+import type { DescriptorBackend, DmaDirection, FromPagesOptions, GetUserOptions, PutUserOptions, ToFragsResult } from '@iodesc/core';
 import { fromPagesUnchecked, resegment } from './alloc.js';
 import { deviceSegmentLimit, dmaUnmapSgtable, mapSgtable } from './dma.js';
 import { checkTable, SgTable, UINT_MAX } from './table.js';
@@ -14,7 +14,7 @@ const tableOf = new WeakMap<DmaMapping, SgTable>();
 /** The scatterlist backend: entries merge across PFN-adjacent pages, DMA fields live in the entries. */
 export const sglistBackend: DescriptorBackend<SgTable> = {
   name: 'sglist',
-  capabilities: { dmaInline: true, chaining: true, multiPage: true, dma: true, toFrags: false, fragView: false },
+  capabilities: { dmaInline: true, chaining: true, multiPage: true, dma: true, toFrags: true, fragView: false },
 
   // sg_alloc_table_from_pages_segment over exactly the pages the bytes need
   fromPages(memory: PhysicalMemory, pages: Uint32Array, offset: number, length: number, opts?: FromPagesOptions): SgTable {
@@ -60,8 +60,11 @@ export const sglistBackend: DescriptorBackend<SgTable> = {
     tableOf.delete(mapping);
   },
 
-  toFrags() {
-    return fail('EOPNOTSUPP', 'sglist: toFrags arrives with the network issue');
+  // the entries re-described as skb_frag_t entries, a conversion the cost counts: a scatterlist
+  // entry spanning contiguous pages becomes one fragment per folio it touches
+  toFrags(desc: SgTable): ToFragsResult {
+    const t = checkTable('desc', desc);
+    return fragsFromSegments(t.segments(), t.memory === null ? {} : { memory: t.memory });
   },
 };
 
