@@ -137,6 +137,6 @@ export function runPinningDemo(out: (line: string) => void, seed = 7): number {
   const leaks = leakReport(memory);
   out(`Leak report: ${leaks.length === 0 ? 'empty' : leaks.map((l) => l.detail).join('; ')}`);
   const backends = listBackends();
-  out(`Registered descriptor backends: ${backends.length > 0 ? backends.join(', ') : 'none yet (sglist, bvec and frag land in their own issues)'}`);
+  out(`Registered descriptor backends: ${backends.length > 0 ? backends.join(', ') : 'none'}`);
   return leaks.length;
 }
