@@ -4,7 +4,7 @@
 
 import {
   AddressSpace, blkValidateLimits, checkInt, checkOptions, DmaMapping, dmaMapSegments, dmaUnmapSegments, Device, fail, PAGE_SIZE,
-  PhysicalMemory, fragsFromSegments, registerBackend, type ToFragsResult, type DescriptorBackend, type DmaDirection, type FromPagesOptions, type GetUserOptions, type PutUserOptions,
+  PhysicalMemory, fragsFromSegments, registerBackend, type ToFragsOptions, type ToFragsResult, type DescriptorBackend, type DmaDirection, type FromPagesOptions, type GetUserOptions, type PutUserOptions,
   type QueueLimits,
 } from '@iodesc/core';
 import { Bio, bioPut } from './bio.js';
@@ -152,8 +152,9 @@ export const bvecBackend: BvecBackend = {
   // the bvecs re-described as skb_frag_t entries written into the network's own array (same
   // 16-byte layout, but a copy: a conversion the cost counts); a multi-page bvec becomes one
   // fragment per folio it touches
-  toFrags(desc: BvecDescriptor): ToFragsResult {
+  toFrags(desc: BvecDescriptor, opts?: ToFragsOptions): ToFragsResult {
     checkDesc(desc);
+    checkOptions('toFrags options', opts);
     return fragsFromSegments(desc.segments(), { memory: desc.memory });
   },
 };

@@ -1,6 +1,6 @@
 // What only the bvec backend does: multi-page vectors from fromPages (in bios or one flat
 // array), chains of bios of at most 256 vectors, the footprint of bios, slabs and the
-// conversion table, and toFrags refused until the network side lands.
+// conversion table, and toFrags re-describing bvecs as fragments (a counted conversion).
 
 import { describe, expect, it } from 'vitest';
 import { Device, Iommu, leakReport } from '@iodesc/core';

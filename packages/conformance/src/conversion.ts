@@ -8,8 +8,8 @@ import { kfreeSkb, MAX_SKB_FRAGS, PAGE_SIZE, SKB_FRAG_SIZE, skbsFromFrags } from
 import type { ConversionCost, DescriptorBackend, Frag, FragArray, PhysicalMemory } from '@iodesc/core';
 import { fromPagesCase, mapUserRange, materialiseLayout, type FromPagesCase } from './arbitraries.js';
 import {
-  checkCountsRestored, checkNoLeaks, checkPiecesEqual, ConformanceError, piecesOfFrags, piecesOfSegments, piecesOfUserRange, snapshotCounts,
-  type PagePiece,
+  checkCountsRestored, checkNoLeaks, checkPiecesEqual, checkThrowsCode, ConformanceError, piecesOfFrags, piecesOfSegments, piecesOfUserRange,
+  snapshotCounts, type PagePiece,
 } from './checks.js';
 import { guardLeaks, newMachine, probe, resolveOptions, runProperty, type BackendFactory, type ConformanceOptions } from './harness.js';
 import { getUserCase, type GetUserCase } from './pinning.js';
@@ -132,6 +132,22 @@ export function checkToFragsUserCase(backend: DescriptorBackend, c: GetUserCase)
   checkNoLeaks(memory);
 }
 
+/**
+ * `toFrags(desc, opts?)` at its boundary: EINVAL for something that is not this backend's
+ * descriptor and for options that are not an object; nothing is referenced after either.
+ */
+export function checkToFragsBadInput(backend: DescriptorBackend): void {
+  const { memory } = newMachine(1);
+  const page = memory.allocFolio(0);
+  const desc = backend.fromPages(memory, Uint32Array.of(page), 0, 100);
+  const before = snapshotCounts(memory);
+  checkThrowsCode(() => backend.toFrags({} as never), 'EINVAL', 'toFrags({})');
+  for (const bad of [5, 'x', null]) checkThrowsCode(() => backend.toFrags(desc, bad as never), 'EINVAL', `toFrags(desc, ${String(bad)})`);
+  checkCountsRestored(memory, before, 'after a refused toFrags');
+  backend.toFrags(desc, {});
+  memory.folioPutRefs(page, 1);
+}
+
 /** Registers the conversion group when the backend declares `capabilities.toFrags`; nothing otherwise. */
 export function conversionTests(factory: BackendFactory, options?: ConformanceOptions): void {
   if (!probe(factory).capabilities.toFrags) return;
@@ -145,6 +161,10 @@ export function conversionTests(factory: BackendFactory, options?: ConformanceOp
 
     it('converts pinned user memory without taking a reference of its own', () => {
       runProperty(getUserCase(), (c) => checkToFragsUserCase(factory(), c), opts);
+    });
+
+    it('refuses a foreign descriptor and options that are not an object (EINVAL)', () => {
+      checkToFragsBadInput(factory());
     });
   });
 }

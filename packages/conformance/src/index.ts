@@ -44,7 +44,8 @@ export { leakTests, checkOwnerCase, ownerCase } from './leak.js';
 export { thpTests, checkThpCase, thpCase } from './thp.js';
 export { lifecycleTests, checkLifecycle, lifecycleCommands } from './lifecycle.js';
 export {
-  conversionTests, toFragsTests, checkToFragsCase, checkToFragsUserCase, checkFragsWellFormed, checkConversionCost, checkSpill, SPILL_MAX_FRAGS,
+  conversionTests, toFragsTests, checkToFragsCase, checkToFragsUserCase, checkToFragsBadInput, checkFragsWellFormed, checkConversionCost, checkSpill,
+  SPILL_MAX_FRAGS,
 } from './conversion.js';
 export { dmaTests, dmaCase, checkDmaWriteCase, checkDmaReadCase, dmaResources } from './dma.js';
 export { deviceSpec, makeDevice } from './devices.js';

@@ -4,11 +4,11 @@
 // suite runs itself against.
 
 import {
-  AddressSpace, DmaMapping, dmaMapSegments, dmaUnmapSegments, FOLL_LONGTERM, FOLL_WRITE, FragArray, checkInt, fail, kmallocSize, PAGE_SIZE,
+  AddressSpace, DmaMapping, dmaMapSegments, dmaUnmapSegments, FOLL_LONGTERM, FOLL_WRITE, FragArray, checkInt, checkOptions, fail, kmallocSize, PAGE_SIZE,
   fragConversionCost, PhysicalMemory, pinUserPagesFast, unpinUserPages, unpinUserPagesDirtyLock,
 } from '@iodesc/core';
 import type {
-  Device, DmaDirection, DescriptorBackend, Footprint, FromPagesOptions, GetUserOptions, IoDescriptor, PutUserOptions, Segment, ToFragsResult,
+  Device, DmaDirection, DescriptorBackend, Footprint, FromPagesOptions, GetUserOptions, IoDescriptor, PutUserOptions, Segment, ToFragsOptions, ToFragsResult,
 } from '@iodesc/core';
 
 /** One page of page pointers: what ib_umem_get pins per pin_user_pages_fast call. */
@@ -125,8 +125,9 @@ export const referenceBackend: DescriptorBackend<ReferenceDescriptor> = {
   },
   // its entries are not fragments: each per-page segment is written again as an skb_frag_t
   // (one array allocated), a conversion counted in full
-  toFrags(desc: ReferenceDescriptor): ToFragsResult {
+  toFrags(desc: ReferenceDescriptor, opts?: ToFragsOptions): ToFragsResult {
     if (!(desc instanceof ReferenceDescriptor)) fail('EINVAL', 'desc is not a reference descriptor');
+    checkOptions('toFrags options', opts);
     const frags = new FragArray(desc.entries.length);
     for (const e of desc.entries) frags.push(e.pfn, e.offset, e.length);
     return { frags, cost: fragConversionCost(frags.count) };

@@ -85,6 +85,19 @@ describe('skbCanCoalesce', () => {
     expect(skbCanCoalesce(s, MAX_SKB_FRAGS, 1, 0)).toBe(false);
     expectCode(() => skbCanCoalesce(s, MAX_SKB_FRAGS + 1, 1, 0), 'EINVAL');
     expectCode(() => skbCanCoalesce(s, -1, 1, 0), 'EINVAL');
+    const s45 = new SkBuff({ maxFrags: 45 });
+    expect(skbCanCoalesce(s45, 45, 1, 0)).toBe(false);
+    expectCode(() => skbCanCoalesce(s45, 46, 1, 0), 'EINVAL');
+  });
+
+  it('takes any i up to maxFrags on a view, false past its window', () => {
+    const arr = new FragArray();
+    arr.push(1, 0, 10);
+    arr.push(2, 0, 10);
+    const view = new SkBuff({ frags: { array: arr, offset: 0, count: 2 } });
+    expect(skbCanCoalesce(view, 2, 2, 10)).toBe(true);
+    expect(skbCanCoalesce(view, MAX_SKB_FRAGS, 2, 10)).toBe(false);
+    expectCode(() => skbCanCoalesce(view, MAX_SKB_FRAGS + 1, 2, 10), 'EINVAL');
   });
 });
 

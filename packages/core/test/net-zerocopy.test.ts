@@ -28,6 +28,18 @@ describe('zerocopySgFromIter', () => {
     expect(leakReport(memory)).toEqual([]);
   });
 
+  it('fills 45 fragments with CONFIG_MAX_SKB_FRAGS = 45 from 50 order-0 pages, then EMSGSIZE', () => {
+    const { memory, mm } = setup();
+    const addr = mm.mmap(50 * PAGE_SIZE, { populate: true });
+    const skb = new SkBuff({ memory, maxFrags: 45 });
+    const iter = new UserIter(mm, addr, 50 * PAGE_SIZE);
+    expectCode(() => zerocopySgFromIter(skb, iter, 50 * PAGE_SIZE), 'EMSGSIZE');
+    expect([skb.nrFrags, skb.len, iter.count]).toEqual([45, 45 * PAGE_SIZE, 5 * PAGE_SIZE]);
+    expect(leakReport(memory).filter((e) => e.kind === 'referenced-page')).toHaveLength(45);
+    kfreeSkb(skb);
+    expect(leakReport(memory)).toEqual([]);
+  });
+
   it('fills one fragment from 20 pages of one THP: the compound head, the offset counted from it', () => {
     const { memory, mm } = setup();
     const addr = mm.mmap(2 * PMD_SIZE, { thp: true });

@@ -1,8 +1,8 @@
 // The scatterlist backend: DescriptorBackend<SgTable> over this package's model of
 // lib/scatterlist.c, registered in core's registry as 'sglist' when this module loads.
 
-import { checkInt, Device, DmaMapping, fail, fragsFromSegments, PAGE_SIZE, PhysicalMemory, registerBackend } from '@iodesc/core';
-import type { DescriptorBackend, DmaDirection, FromPagesOptions, GetUserOptions, PutUserOptions, ToFragsResult } from '@iodesc/core';
+import { checkInt, checkOptions, Device, DmaMapping, fail, fragsFromSegments, PAGE_SIZE, PhysicalMemory, registerBackend } from '@iodesc/core';
+import type { DescriptorBackend, DmaDirection, FromPagesOptions, GetUserOptions, PutUserOptions, ToFragsOptions, ToFragsResult } from '@iodesc/core';
 import { fromPagesUnchecked, resegment } from './alloc.js';
 import { deviceSegmentLimit, dmaUnmapSgtable, mapSgtable } from './dma.js';
 import { checkTable, SgTable, UINT_MAX } from './table.js';
@@ -62,8 +62,9 @@ export const sglistBackend: DescriptorBackend<SgTable> = {
 
   // the entries re-described as skb_frag_t entries, a conversion the cost counts: a scatterlist
   // entry spanning contiguous pages becomes one fragment per folio it touches
-  toFrags(desc: SgTable): ToFragsResult {
+  toFrags(desc: SgTable, opts?: ToFragsOptions): ToFragsResult {
     const t = checkTable('desc', desc);
+    checkOptions('toFrags options', opts);
     return fragsFromSegments(t.segments(), t.memory === null ? {} : { memory: t.memory });
   },
 };

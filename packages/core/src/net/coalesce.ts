@@ -12,12 +12,13 @@ import { checkOwnFrags, checkSkb, type SkBuff } from './skbuff.js';
 /**
  * Whether `off` of netmem `netmem` continues fragment `i - 1` exactly (`skb_can_coalesce_netmem`):
  * false for `i` = 0, for a zero-copy buffer (its fragments belong to the completion), and when
- * fragment `i - 1` is not in use. EINVAL for `i` outside [0, fragCapacity]. Cost: O(1).
+ * fragment `i - 1` is not in use (as past the end of a view's window). EINVAL for `i` outside
+ * [0, maxFrags]. Cost: O(1).
  */
 export function skbCanCoalesceNetmem(skb: SkBuff, i: number, netmem: NetmemRef, off: number): boolean {
   checkSkb(skb);
-  if (typeof i !== 'number' || !Number.isInteger(i) || i < 0 || i > skb.fragCapacity) {
-    fail('EINVAL', `fragment index ${String(i)} is outside [0, ${skb.fragCapacity}]`);
+  if (typeof i !== 'number' || !Number.isInteger(i) || i < 0 || i > skb.maxFrags) {
+    fail('EINVAL', `fragment index ${String(i)} is outside [0, ${skb.maxFrags}] (maxFrags)`);
   }
   checkInt('netmem', netmem, 0, 0xffffffff);
   checkInt('off', off, 0, FRAG_FIELD_MAX);
