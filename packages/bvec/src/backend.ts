@@ -150,12 +150,13 @@ export const bvecBackend: BvecBackend = {
   },
 
   // the bvecs re-described as skb_frag_t entries written into the network's own array (same
-  // 16-byte layout, but a copy: a conversion the cost counts); a multi-page bvec becomes one
-  // fragment per folio it touches
+  // 16-byte layout, but a copy: a conversion the cost counts). Storage pages reach the network
+  // through skb_splice_from_iter (MSG_SPLICE_PAGES: sendfile, nvmet-tcp), a page at a time, and
+  // skb_append_pagefrags merges only within one page: a multi-page bvec becomes a fragment per page
   toFrags(desc: BvecDescriptor, opts?: ToFragsOptions): ToFragsResult {
     checkDesc(desc);
     checkOptions('toFrags options', opts);
-    return fragsFromSegments(desc.segments(), { memory: desc.memory });
+    return fragsFromSegments(desc.segments());
   },
 };
 

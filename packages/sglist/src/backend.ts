@@ -60,12 +60,13 @@ export const sglistBackend: DescriptorBackend<SgTable> = {
     tableOf.delete(mapping);
   },
 
-  // the entries re-described as skb_frag_t entries, a conversion the cost counts: a scatterlist
-  // entry spanning contiguous pages becomes one fragment per folio it touches
+  // the entries re-described as skb_frag_t entries, a conversion the cost counts. Storage pages
+  // reach the network through skb_splice_from_iter, a page at a time, and skb_append_pagefrags
+  // merges only within one page: an entry spanning contiguous pages becomes a fragment per page
   toFrags(desc: SgTable, opts?: ToFragsOptions): ToFragsResult {
     const t = checkTable('desc', desc);
     checkOptions('toFrags options', opts);
-    return fragsFromSegments(t.segments(), t.memory === null ? {} : { memory: t.memory });
+    return fragsFromSegments(t.segments());
   },
 };
 

@@ -24,7 +24,10 @@ export function fragConversionCost(n: number): ConversionCost {
 
 /** Options of `fragsFromSegments`. */
 export interface FragsFromSegmentsOptions {
-  /** Split at folio ends (networking never lets a fragment leave its folio); without it, at page ends. */
+  /**
+   * Split at folio ends, as `zerocopy_fill_skb_from_iter` merges a compound page's pieces;
+   * without it, at page ends, as `skb_splice_from_iter` hands pages over (what the backends' `toFrags` model).
+   */
   memory?: PhysicalMemory;
 }
 
