@@ -29,7 +29,7 @@ export function mapEntries(device: Device, t: SgTable, nents: number, dir: DmaDi
     u32[s * SG_WORDS + SG_DMA_LENGTH] = mapped ? m.dmaLength(i) : 0;
   }
   t.mapping = m;
-  t.dmaValid = true;
+  t.dmaCount = m.count;
   return m;
 }
 
@@ -107,7 +107,7 @@ function unmap(device: unknown, t: SgTable, nents: number, dir: unknown): void {
   }
   dmaUnmapSegments(device, m, dir as DmaDirection);
   t.mapping = null;
-  t.dmaValid = false;
+  t.dmaCount = 0;
 }
 
 /**
@@ -119,7 +119,7 @@ export function unmapTable(t: SgTable): void {
   if (m === null) return;
   dmaUnmapSegments(m.device, m, m.dir);
   t.mapping = null;
-  t.dmaValid = false;
+  t.dmaCount = 0;
 }
 
 /**

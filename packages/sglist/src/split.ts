@@ -112,7 +112,7 @@ export function sgSplit(table: SgTable, inMappedNents: number, skip: number, spl
         dst.u32[d * SG_WORDS + SG_DMA_LENGTH] = j === m.nents - 1 ? m.lengthLast : src.u32[s * SG_WORDS + SG_DMA_LENGTH]! - (j === 0 ? m.skip0 : 0);
       }
       out.nents = m.nents;
-      out.dmaValid = true;
+      out.dmaCount = m.nents;
     }
     return out;
   });
