@@ -341,6 +341,27 @@ describe('bad input', () => {
     expect(codeOf(call)).toBe('EINVAL');
   });
 
+  // the list of bad input, on an append table already holding entries (it may take more):
+  // each call is EINVAL and allocates nothing, the table exactly as before
+  it.each([
+    ['maxSegment 0', pages, 4, 0, 4 * P, 0],
+    ['size larger than the pages', pages, 4, 0, 4 * P + 1, SGMAX],
+    ['offset PAGE_SIZE', pages, 4, P, P, SGMAX],
+    ['appending with an offset', pages, 4, 100, P, SGMAX],
+    ['nPages beyond the array', pages, 5, 0, 4 * P, SGMAX],
+  ] as const)('%s on a used append table is EINVAL and allocates nothing', (_label, pg, n, offset, size, max) => {
+    const a = new SgAppendTable();
+    sgAllocAppendTableFromPages(a, pfns(50, 60), 2, 0, 2 * P, SGMAX, 300);
+    const before = { segs: [...a.sgt.segments()], prv: a.prv, total: a.totalNents, nents: a.sgt.nents, f: a.sgt.footprint(), used: a.sgt.store.used };
+    expect(codeOf(() => sgAllocAppendTableFromPages(a, pg, n, offset, size, max, 0))).toBe('EINVAL');
+    expect({ segs: [...a.sgt.segments()], prv: a.prv, total: a.totalNents, nents: a.sgt.nents, f: a.sgt.footprint(), used: a.sgt.store.used }).toEqual(before);
+    // and on a fresh one nothing is allocated at all
+    const fresh = new SgAppendTable();
+    if (offset === 0 || offset >= P) expect(codeOf(() => sgAllocAppendTableFromPages(fresh, pg, n, offset, size, max, 0))).toBe('EINVAL');
+    expect([fresh.sgt.sgl, fresh.totalNents, fresh.sgt.footprint().allocations, fresh.sgt.store.used]).toEqual([-1, 0, 1, 0]);
+    sgFreeAppendTable(a);
+  });
+
   it('a freed table refuses use', () => {
     const t = sgAllocTableFromPages(pages, 4, 0, 4 * P);
     sgFreeTable(t);
