@@ -213,7 +213,7 @@ export class SgTable implements IoDescriptor {
     return this.origNents;
   }
 
-  /** Slots allocated, chain slots included (`total_nents` of an append table). */
+  /** Slots allocated, chain slots included (an append table's `totalNents` leaves the chain links out). */
   get totalSlots(): number {
     let t = 0;
     for (const n of this.chunkSlots) t += n;

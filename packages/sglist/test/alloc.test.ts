@@ -108,6 +108,12 @@ describe('chaining (__sg_alloc_table, get_next_sg)', () => {
     }
     expect([...t.segments()].map((s) => s.pfn)).toEqual([...scattered(n)]);
     sgFreeTable(t);
+    // through an append table: total_nents leaves the chain links out, so it equals orig_nents
+    // (sg_alloc_table_from_pages_segment's WARN_ON)
+    const a = new SgAppendTable();
+    sgAllocAppendTableFromPages(a, scattered(n), n, 0, n * P, SGMAX, 0);
+    expect([a.totalNents, a.sgt.origNents, a.sgt.totalSlots]).toEqual([n, n, slots]);
+    sgFreeAppendTable(a);
   });
 
   it('uses the last slot of a chunk directly when only one entry is needed there (128 entries: no chain)', () => {
