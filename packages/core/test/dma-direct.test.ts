@@ -148,6 +148,22 @@ describe('swiotlb', () => {
     expect(leakReport(memory)).toEqual([]);
   });
 
+  it('with requireCoherent (DMA_ATTR_REQUIRE_COHERENT) fails with EIO where it would bounce, unwinding the entries before', () => {
+    const memory = machine();
+    const narrow = new Device(memory, { dmaMaskBits: 24 });
+    const phys = Float64Array.of(10 * P, HIGH);
+    const lens = Float64Array.of(P, P);
+    expectCode(() => dmaMapSegments(narrow, phys, lens, 2, 'bidirectional', { requireCoherent: true }), 'EIO');
+    expect(narrow.liveCount).toBe(0);
+    expect(swiotlbPool(memory)?.used ?? 0).toBe(0);
+    // within the mask nothing bounces, so it maps; forced bouncing refuses every entry
+    dmaUnmapSegments(narrow, dmaMapSegments(narrow, phys, lens, 1, 'bidirectional', { requireCoherent: true }));
+    const forced = new Device(memory, { forceBounce: true });
+    expectCode(() => dmaMapSegments(forced, phys, lens, 1, 'to-device', { requireCoherent: true }), 'EIO');
+    expectCode(() => dmaMapSegments(forced, phys, lens, 1, 'to-device', { requireCoherent: 1 as unknown as boolean }), 'EINVAL');
+    expect(leakReport(memory)).toEqual([]);
+  });
+
   it('refuses an entry over 256 KiB with EIO', () => {
     const memory = machine();
     const device = new Device(memory, { dmaMaskBits: 24, maxSegmentSize: 2 ** 20 });

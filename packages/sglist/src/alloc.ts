@@ -10,13 +10,14 @@ import {
 
 /**
  * An sg_append_table: the table (`sgt`), the last entry filled (`prv`, a slot, -1 before the
- * first call) and the slots allocated (`totalNents`, chain slots included).
+ * first call) and the entries its slots can hold (`totalNents`: slots allocated less the ones
+ * that became chain links, unused slots kept for later calls included).
  */
 export class SgAppendTable {
   readonly sgt = new SgTable(SG_APPEND_TABLE_BYTES);
   /** Last populated slot, -1 when empty. */
   prv = -1;
-  /** Slots in the table, chain slots and unused slots kept for later calls included. */
+  /** Entries the slots can hold (`total_nents`): chain links not counted, unused slots kept for later calls counted. */
   totalNents = 0;
 
   constructor() {

@@ -8,10 +8,10 @@ import { checkTable, nextSlot, SG_DMA_ADDRESS, SG_DMA_LENGTH, SG_F64_WORDS, SG_L
 /**
  * @internal Maps the first `nents` entries of `t` with `dmaMapSegments` and writes the mapping's
  * segments into the entries' DMA fields: segment i into entry i, entries past the mapped count
- * read DMA address 0 and length 0 (dma-iommu's `__finalise_sg`). Throws the layer's code, with
- * nothing changed.
+ * read DMA address 0 and length 0 (dma-iommu's `__finalise_sg`). `requireCoherent` maps with
+ * DMA_ATTR_REQUIRE_COHERENT (no bouncing). Throws the layer's code, with nothing changed.
  */
-export function mapEntries(device: Device, t: SgTable, nents: number, dir: DmaDirection, owner?: string): DmaMapping {
+export function mapEntries(device: Device, t: SgTable, nents: number, dir: DmaDirection, owner?: string, requireCoherent = false): DmaMapping {
   const phys = new Float64Array(nents);
   const lens = new Float64Array(nents);
   const { u32, f64 } = t.store;
@@ -21,7 +21,7 @@ export function mapEntries(device: Device, t: SgTable, nents: number, dir: DmaDi
     phys[i] = (u32[b + SG_PAGE_LINK]! >>> 2) * PAGE_SIZE + u32[b + SG_OFFSET]!;
     lens[i] = u32[b + SG_LENGTH]!;
   }
-  const m = dmaMapSegments(device, phys, lens, nents, dir, owner === undefined ? undefined : { owner });
+  const m = dmaMapSegments(device, phys, lens, nents, dir, owner === undefined ? { requireCoherent } : { owner, requireCoherent });
   s = t.sgl;
   for (let i = 0; i < nents; i++, s = nextSlot(u32, s)) {
     const mapped = i < m.count;
@@ -29,7 +29,7 @@ export function mapEntries(device: Device, t: SgTable, nents: number, dir: DmaDi
     u32[s * SG_WORDS + SG_DMA_LENGTH] = mapped ? m.dmaLength(i) : 0;
   }
   t.mapping = m;
-  t.dmaValid = true;
+  t.dmaCount = m.count;
   return m;
 }
 
@@ -107,7 +107,7 @@ function unmap(device: unknown, t: SgTable, nents: number, dir: unknown): void {
   }
   dmaUnmapSegments(device, m, dir as DmaDirection);
   t.mapping = null;
-  t.dmaValid = false;
+  t.dmaCount = 0;
 }
 
 /**
@@ -119,7 +119,7 @@ export function unmapTable(t: SgTable): void {
   if (m === null) return;
   dmaUnmapSegments(m.device, m, m.dir);
   t.mapping = null;
-  t.dmaValid = false;
+  t.dmaCount = 0;
 }
 
 /**

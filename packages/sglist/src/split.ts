@@ -54,7 +54,10 @@ function calculateSplit(t: SgTable, nents: number, skip: number, sizes: number[]
   return size !== 0 || out[0]!.in0 < 0 ? null : out;
 }
 
-/** The result of `sgSplit`: the pieces, and how many mapped entries each holds (0 when the input was not mapped). */
+/**
+ * The result of `sgSplit`: the pieces, and what the kernel writes to `out_mapped_nents`: the
+ * mapped entries of each piece, or its CPU entries when the input was not mapped.
+ */
 export interface SgSplitResult {
   tables: SgTable[];
   mappedNents: number[];
@@ -112,9 +115,9 @@ export function sgSplit(table: SgTable, inMappedNents: number, skip: number, spl
         dst.u32[d * SG_WORDS + SG_DMA_LENGTH] = j === m.nents - 1 ? m.lengthLast : src.u32[s * SG_WORDS + SG_DMA_LENGTH]! - (j === 0 ? m.skip0 : 0);
       }
       out.nents = m.nents;
-      out.dmaValid = true;
+      out.dmaCount = m.nents;
     }
     return out;
   });
-  return { tables, mappedNents: mapped === null ? tables.map(() => 0) : mapped.map((m) => m.nents) };
+  return { tables, mappedNents: (mapped ?? phys).map((m) => m.nents) };
 }

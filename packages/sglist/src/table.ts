@@ -166,8 +166,11 @@ export class SgTable implements IoDescriptor {
   chunkSlots: number[] = [];
   /** @internal The live DMA mapping whose segments the DMA fields hold. */
   mapping: DmaMapping | null = null;
-  /** @internal The DMA fields hold a mapping's segments (this table's, or the input's of a split). */
-  dmaValid = false;
+  /**
+   * @internal Entries whose DMA fields hold a mapping's segments (this table's mapped count, or
+   * the mapped entries of a split piece); 0 when the fields hold nothing live.
+   */
+  dmaCount = 0;
   /** @internal Pins taken by getUserSg or ibUmemGet, until putUserSg or ibUmemRelease. */
   user: UserPin | null = null;
   /** @internal Freed tables refuse every use. */
@@ -210,7 +213,7 @@ export class SgTable implements IoDescriptor {
     return this.origNents;
   }
 
-  /** Slots allocated, chain slots included (`total_nents` of an append table). */
+  /** Slots allocated, chain slots included (an append table's `totalNents` leaves the chain links out). */
   get totalSlots(): number {
     let t = 0;
     for (const n of this.chunkSlots) t += n;
@@ -231,16 +234,16 @@ export class SgTable implements IoDescriptor {
   }
 
   /**
-   * The DMA fields of the first `nents` entries (`for_each_sgtable_dma_sg`), a fresh
+   * The DMA fields of each mapped entry (`for_each_sgtable_dma_sg`), a fresh
    * `{ dmaAddress, dmaLength }` each; none when not mapped. After `dmaMapSgtable` these are the
-   * mapped segments; `dmaMapSg` leaves `nents` alone, so then all `origNents` entries come,
-   * those past the mapped count with length 0 (past the `nents` it was given, whatever the
-   * fields held), as in the kernel.
+   * `nents` mapped segments. `dmaMapSg` leaves `nents` alone (as dma_map_sg does), so then only
+   * the count it returned comes: the entries past it hold DMA length 0 or, past the `nents` it
+   * was given, whatever an earlier mapping left there, and are not mapped.
    */
   *dmaSegments(): Generator<DmaSegment> {
-    if (!this.dmaValid) return;
     const { u32, f64 } = this.store;
-    for (let i = 0, s = this.sgl; i < this.nents && s >= 0; i++, s = nextSlot(u32, s)) {
+    const n = Math.min(this.nents, this.dmaCount);
+    for (let i = 0, s = this.sgl; i < n && s >= 0; i++, s = nextSlot(u32, s)) {
       yield { dmaAddress: f64[s * SG_F64_WORDS + SG_DMA_ADDRESS]!, dmaLength: u32[s * SG_WORDS + SG_DMA_LENGTH]! };
     }
   }
@@ -272,7 +275,7 @@ export class SgTable implements IoDescriptor {
     this.sgl = -1;
     this.nents = 0;
     this.origNents = 0;
-    this.dmaValid = false;
+    this.dmaCount = 0;
   }
 
   /** @internal Allocates one chunk of `n` slots (`sg_kmalloc` + `sg_init_table`); returns its first slot. */

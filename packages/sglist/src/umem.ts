@@ -75,10 +75,11 @@ function checkUmem(u: unknown): asserts u is IbUmem {
  * Pins `size` bytes at `addr` for RDMA (`ib_umem_get`): charges the pages to `mm.pinnedVm`
  * (RLIMIT_MEMLOCK unless CAP_IPC_LOCK), pins them long-term (FOLL_LONGTERM, FOLL_WRITE when
  * writable) 512 a call, appends each batch as whole pages in entries of at most the device's
- * max segment size, and maps the table bidirectionally for `device`. Cost: O(pages). Release
- * with `ibUmemRelease`. EINVAL (overflow, 0 pages), EPERM (RLIMIT_MEMLOCK 0), EOPNOTSUPP
- * (onDemand), ENOMEM (over the limit, memory, IOVA space), EFAULT; a failure unwinds the pins,
- * the mapping and the charge.
+ * max segment size, and maps the table bidirectionally for `device` with DMA_ATTR_REQUIRE_COHERENT
+ * (never through swiotlb). Cost: O(pages). Release with `ibUmemRelease`. EINVAL (overflow, 0
+ * pages), EPERM (RLIMIT_MEMLOCK 0), EOPNOTSUPP (onDemand), ENOMEM (over the limit, memory,
+ * IOVA space), EFAULT, EIO (a page the device could reach only by bouncing); a failure unwinds
+ * the pins, the mapping and the charge.
  */
 export function ibUmemGet(device: Device, mm: AddressSpace, addr: number, size: number, access: IbUmemAccess): IbUmem {
   if (!(device instanceof Device)) fail('EINVAL', 'device must be a Device');
@@ -108,7 +109,8 @@ export function ibUmemGet(device: Device, mm: AddressSpace, addr: number, size: 
   const t = a.sgt;
   t.memory = mm.memory;
   try {
-    t.nents = mapEntries(device, t, t.origNents, 'bidirectional', o.owner).count;
+    // ib_umem_get maps with DMA_ATTR_REQUIRE_COHERENT: an entry that would bounce fails (EIO)
+    t.nents = mapEntries(device, t, t.origNents, 'bidirectional', o.owner, true).count;
   } catch (e) {
     unpinEntries(mm.memory, t, false);
     t.release();

@@ -108,6 +108,12 @@ describe('chaining (__sg_alloc_table, get_next_sg)', () => {
     }
     expect([...t.segments()].map((s) => s.pfn)).toEqual([...scattered(n)]);
     sgFreeTable(t);
+    // through an append table: total_nents leaves the chain links out, so it equals orig_nents
+    // (sg_alloc_table_from_pages_segment's WARN_ON)
+    const a = new SgAppendTable();
+    sgAllocAppendTableFromPages(a, scattered(n), n, 0, n * P, SGMAX, 0);
+    expect([a.totalNents, a.sgt.origNents, a.sgt.totalSlots]).toEqual([n, n, slots]);
+    sgFreeAppendTable(a);
   });
 
   it('uses the last slot of a chunk directly when only one entry is needed there (128 entries: no chain)', () => {
@@ -339,6 +345,27 @@ describe('bad input', () => {
     ['append to a plain object', () => sgAllocAppendTableFromPages({} as SgAppendTable, pages, 4, 0, P, SGMAX, 0)],
   ])('%s is EINVAL', (_label, call) => {
     expect(codeOf(call)).toBe('EINVAL');
+  });
+
+  // the list of bad input, on an append table already holding entries (it may take more):
+  // each call is EINVAL and allocates nothing, the table exactly as before
+  it.each([
+    ['maxSegment 0', pages, 4, 0, 4 * P, 0],
+    ['size larger than the pages', pages, 4, 0, 4 * P + 1, SGMAX],
+    ['offset PAGE_SIZE', pages, 4, P, P, SGMAX],
+    ['appending with an offset', pages, 4, 100, P, SGMAX],
+    ['nPages beyond the array', pages, 5, 0, 4 * P, SGMAX],
+  ] as const)('%s on a used append table is EINVAL and allocates nothing', (_label, pg, n, offset, size, max) => {
+    const a = new SgAppendTable();
+    sgAllocAppendTableFromPages(a, pfns(50, 60), 2, 0, 2 * P, SGMAX, 300);
+    const before = { segs: [...a.sgt.segments()], prv: a.prv, total: a.totalNents, nents: a.sgt.nents, f: a.sgt.footprint(), used: a.sgt.store.used };
+    expect(codeOf(() => sgAllocAppendTableFromPages(a, pg, n, offset, size, max, 0))).toBe('EINVAL');
+    expect({ segs: [...a.sgt.segments()], prv: a.prv, total: a.totalNents, nents: a.sgt.nents, f: a.sgt.footprint(), used: a.sgt.store.used }).toEqual(before);
+    // and on a fresh one nothing is allocated at all
+    const fresh = new SgAppendTable();
+    if (offset === 0 || offset >= P) expect(codeOf(() => sgAllocAppendTableFromPages(fresh, pg, n, offset, size, max, 0))).toBe('EINVAL');
+    expect([fresh.sgt.sgl, fresh.totalNents, fresh.sgt.footprint().allocations, fresh.sgt.store.used]).toEqual([-1, 0, 1, 0]);
+    sgFreeAppendTable(a);
   });
 
   it('a freed table refuses use', () => {

@@ -81,6 +81,23 @@ describe('ibUmemGet / ibUmemRelease', () => {
     expect(mm.pinnedVm).toBe(0);
     expect(leakReport(memory)).toEqual([]);
   });
+
+  it('maps with DMA_ATTR_REQUIRE_COHERENT: a direct device that would bounce fails with EIO, unwinding all (getUserSg bounces)', () => {
+    const { memory, mm } = machine();
+    const addr = mm.mmap(8 * P, { populate: true });
+    const narrow = new Device(memory, { name: 'narrow', dmaMaskBits: 12 });
+    expect(codeOf(() => ibUmemGet(narrow, mm, addr, 8 * P, { writable: true }))).toBe('EIO');
+    expect(mm.pinnedVm).toBe(0);
+    expect(narrow.liveCount).toBe(0);
+    expect(leakReport(memory)).toEqual([]);
+    const bouncing = new Device(memory, { name: 'bouncing', forceBounce: true });
+    expect(codeOf(() => ibUmemGet(bouncing, mm, addr, 8 * P, { writable: true }))).toBe('EIO');
+    const t = getUserSg(mm, addr, 8 * P, { write: true, device: bouncing });
+    expect([...t.dmaSegments()].length).toBe(t.nents);
+    putUserSg(t, { dirty: false });
+    expect(mm.pinnedVm).toBe(0);
+    expect(leakReport(memory)).toEqual([]);
+  });
 });
 
 describe('ibUmemFindBestPgsz', () => {

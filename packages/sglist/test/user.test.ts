@@ -304,6 +304,19 @@ describe('dmaMapSgtable / dmaMapSg: DMA fields in place', () => {
     sgFreeTable(t);
   });
 
+  it('dmaSegments after dmaMapSg yields only the mapped entries, not fields an earlier mapping left behind', () => {
+    const { memory } = machine();
+    const t = sgAllocTableFromPages(Uint32Array.of(10, 20, 30), 3, 0, 3 * P);
+    const device = new Device(memory, { name: 'direct' });
+    dmaMapSgtable(device, t, 'to-device');
+    dmaUnmapSgtable(device, t, 'to-device');
+    expect(dmaMapSg(device, t, 1, 'to-device')).toBe(1);
+    expect(t.nents).toBe(3);
+    expect([...t.dmaSegments()]).toEqual([{ dmaAddress: 10 * P, dmaLength: P }]);
+    dmaUnmapSg(device, t, 1, 'to-device');
+    sgFreeTable(t);
+  });
+
   it('refuses to free a mapped table (EBUSY), and unmapping an unmapped one (EINVAL)', () => {
     const { memory } = machine();
     const t = sgAllocTableFromPages(Uint32Array.of(7), 1, 0, P);

@@ -12,11 +12,12 @@ export type DirectMapFailure = { entry: number; reason: string };
 /**
  * `dma_direct_map_sg` over `count` entries: writes bus addresses into `outAddr` (lengths are
  * the inputs'), and for each bounced entry its first swiotlb slot into `slots` (-1 otherwise).
- * On failure everything already mapped is released without copying back (SKIP_CPU_SYNC) and
- * the failure is returned; null on success.
+ * With `requireCoherent` (DMA_ATTR_REQUIRE_COHERENT) an entry that would bounce fails instead
+ * (`dma_direct_map_phys`). On failure everything already mapped is released without copying
+ * back (SKIP_CPU_SYNC) and the failure is returned; null on success.
  */
 export function directMapSg(
-  device: Device, phys: Float64Array, lens: Float64Array, count: number, outAddr: Float64Array, slots: Int32Array,
+  device: Device, phys: Float64Array, lens: Float64Array, count: number, outAddr: Float64Array, slots: Int32Array, requireCoherent = false,
 ): DirectMapFailure | null {
   const limit = device.dmaLimit;
   for (let i = 0; i < count; i++) {
@@ -28,7 +29,9 @@ export function directMapSg(
       slots[i] = -1;
       continue;
     }
-    const why = bounceMap(device, p, len, slots, i);
+    const why = requireCoherent
+      ? `DMA_ATTR_REQUIRE_COHERENT forbids bouncing it through swiotlb (${device.forceBounce ? 'every mapping bounces' : `it ends beyond the ${device.dmaMaskBits}-bit DMA mask`})`
+      : bounceMap(device, p, len, slots, i);
     if (why !== null) {
       directUnmapSg(device, slots, lens, i, 'to-device', true);
       return { entry: i, reason: why };

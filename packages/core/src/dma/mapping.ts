@@ -2,7 +2,7 @@
 // typed arrays mapped for one device, directly or through its IOMMU, with DMA-API debug checks
 // (kernel/dma/debug.c) at map, unmap and sync.
 
-import { checkInt, checkOptions, fail, hex } from '../errors.js';
+import { checkBool, checkInt, checkOptions, fail, hex } from '../errors.js';
 import { checkDevice, Device } from './device.js';
 import { bounceSlotBytes, directMapSg, directSyncSg, directUnmapSg } from './direct.js';
 import { dirToProt, iommuMapSg, iommuUnmapSg } from './iommu.js';
@@ -16,6 +16,11 @@ let nextMappingId = 1;
 export interface DmaMapOptions {
   /** Tag named by the leak report while the mapping is live. */
   owner?: string;
+  /**
+   * DMA_ATTR_REQUIRE_COHERENT (as ib_umem_get maps): a direct entry that would have to bounce
+   * through swiotlb fails the mapping (EIO) instead. Default false.
+   */
+  requireCoherent?: boolean;
 }
 
 // What a mapping holds, reachable only from this module (through `stateOf`), so that no caller
@@ -200,6 +205,7 @@ export function dmaMapSegments(
   checkDirection('dir', dir);
   const o = checkOptions('dmaMapSegments options', opts);
   if (o.owner !== undefined && typeof o.owner !== 'string') fail('EINVAL', `owner must be a string, got ${String(o.owner)}`);
+  const requireCoherent = o.requireCoherent === undefined ? false : checkBool('requireCoherent', o.requireCoherent);
   if (!(phys instanceof Float64Array)) fail('EINVAL', 'phys must be a Float64Array of physical addresses');
   if (!(lens instanceof Float64Array)) fail('EINVAL', 'lens must be a Float64Array of lengths');
   checkInt('count', count, 0, Math.min(phys.length, lens.length));
@@ -216,7 +222,7 @@ export function dmaMapSegments(
   const st = stateOf(m);
   const iommu = device.iommu;
   if (iommu === null) {
-    const failure = directMapSg(device, st.phys, st.lens, count, st.dmaAddr, st.slots!);
+    const failure = directMapSg(device, st.phys, st.lens, count, st.dmaAddr, st.slots!, requireCoherent);
     if (failure !== null) fail('EIO', `${device.name}: entry ${failure.entry} (${hex(st.phys[failure.entry]!)}, ${st.lens[failure.entry]} bytes) cannot be mapped: ${failure.reason}`);
     st.dmaLen.set(st.lens);
     st.count = count;
