@@ -5,7 +5,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { leakReport, PAGE_SIZE, type PhysicalMemory } from '@iodesc/core';
-import { BvecArray, bvecSet, bvLen, bvOffset, bvPage, bvPhys, copyFromIter, copyToIter, iovIterBvec, iovIterExtractPages, type IovIter } from '../src/index.js';
+import {
+  Bio, bioAddPage, bioPut, bioSplitToLimits, BvecArray, bvecIterAdvance, bvecSet, bvLen, bvOffset, bvPage, bvPhys, copyFromIter, copyToIter, iovIterBvec,
+  iovIterExtractPages, type IovIter,
+} from '../src/index.js';
 import { expectCode, firstDiff, machine, P, pattern } from './helpers.js';
 
 // kunit_iov_iter.c: bvec_test_ranges, { page, from, to } (a zero-length first range included)
@@ -176,6 +179,71 @@ describe('iovIterExtractPages over bvecs', () => {
     const iter = iovIterBvec(arr, P);
     expectCode(() => iovIterExtractPages(iter, [] as never, 10, 1), 'EINVAL');
     expectCode(() => iovIterExtractPages(iter, new Uint32Array(1), -1, 1), 'EINVAL');
+  });
+});
+
+// The same examples through a Bio, as the issue's outside checks call them: iovIterBvec(bio, count)
+describe('iovIterBvec over a Bio', () => {
+  const bioOf = (pieces: Array<[number, number, number]>): Bio => {
+    const bio = new Bio({ maxVecs: 4 });
+    for (const [pfn, len, off] of pieces) expect(bioAddPage(bio, pfn, len, off)).toBe(len);
+    return bio;
+  };
+
+  it('gathers pages 10-11 then 20 in one run of 12288 bytes', () => {
+    const bio = bioOf([[10, P, 0], [11, P, 0], [20, P, 0]]);
+    const iter = iovIterBvec(bio, 3 * P);
+    const pages = new Uint32Array(8);
+    expect(iovIterExtractPages(iter, pages, 3 * P, 8)).toEqual({ bytes: 12288, offset: 0, nPages: 3 });
+    expect([...pages.subarray(0, 3)]).toEqual([10, 11, 20]);
+    bioPut(bio);
+  });
+
+  it('takes a 200-byte run at offset 4000 in two calls', () => {
+    const bio = bioOf([[30, 200, 4000]]);
+    const iter = iovIterBvec(bio, 200);
+    const pages = new Uint32Array(4);
+    expect(iovIterExtractPages(iter, pages, 1 << 20, 4)).toEqual({ bytes: 96, offset: 4000, nPages: 1 });
+    expect(pages[0]).toBe(30);
+    expect(iovIterExtractPages(iter, pages, 1 << 20, 4)).toEqual({ bytes: 104, offset: 0, nPages: 1 });
+    expect(pages[0]).toBe(31);
+    bioPut(bio);
+  });
+
+  it('starts where the bio\'s iterator stands: a split part, the remainder, an advanced bio', () => {
+    const bio = bioOf([[16, 8 * P, 0]]);
+    const parts = bioSplitToLimits(bio, { maxSectors: 16 });
+    const firstPages = parts.map((p) => {
+      const iter = iovIterBvec(p, p.biIter.biSize);
+      const pages = new Uint32Array(4);
+      const r = iovIterExtractPages(iter, pages, 1 << 20, 4);
+      expect([r.bytes, r.offset, r.nPages, iter.count]).toEqual([2 * P, 0, 2, 0]);
+      return pages[0];
+    });
+    expect(firstPages).toEqual([16, 18, 20, 22]);
+    expectCode(() => iovIterBvec(parts[0]!, 2 * P + 1), 'EINVAL');
+    bioPut(bio);
+    const two = bioOf([[10, P, 0], [20, 2 * P, 0]]);
+    bvecIterAdvance(two, two.biIter, P + 100);
+    const iter = iovIterBvec(two, two.biIter.biSize);
+    const pages = new Uint32Array(4);
+    expect(iovIterExtractPages(iter, pages, 1 << 20, 4)).toEqual({ bytes: 2 * P - 100, offset: 100, nPages: 2 });
+    expect([...pages.subarray(0, 2)]).toEqual([20, 21]);
+    bioPut(two);
+  });
+
+  it('copies the bytes of a split part only', () => {
+    const { memory } = machine();
+    const head = memory.allocFolio(2);
+    const bio = new Bio({ maxVecs: 1, memory });
+    bioAddPage(bio, head, 4 * P, 0);
+    const [first, rest] = bioSplitToLimits(bio, { maxSectors: 8 }) as [Bio, Bio, ...Bio[]];
+    const data = new Uint8Array(P).fill(7);
+    expect(copyToIter(iovIterBvec(rest, P), data)).toBe(P);
+    expect(copyToIter(iovIterBvec(first, P), new Uint8Array(P).fill(1))).toBe(P);
+    expect(memory.readPhys((head + 1) * P, P)).toEqual(data);
+    expect(memory.readPhys(head * P, 1)[0]).toBe(1);
+    bioPut(bio);
   });
 });
 
