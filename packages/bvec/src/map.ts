@@ -47,9 +47,14 @@ export class BlkSgTable {
     this.cost = sgTableCost(count);
   }
 
-  /** The segments in order, a fresh `{ phys, length }` each. */
-  *segments(): Generator<{ phys: number; length: number }> {
-    for (let i = 0; i < this.count; i++) yield { phys: this.phys[i]!, length: this.lens[i]! };
+  /**
+   * The segments in order, a fresh `{ phys, length }` each, as an array (iterable, indexable,
+   * `length`); a convenience for checks: hot paths read `phys` and `lens`.
+   */
+  segments(): Array<{ phys: number; length: number }> {
+    const out: Array<{ phys: number; length: number }> = [];
+    for (let i = 0; i < this.count; i++) out.push({ phys: this.phys[i]!, length: this.lens[i]! });
+    return out;
   }
 }
 
