@@ -128,7 +128,16 @@ describe('segments for a device (property)', () => {
         if (k < parts.length - 1) expect(part.biIter.biSize % limits.logicalBlockSize).toBe(0);
         const table = blkRqMapSg(part, limits);
         expect(table.count).toBeLessThanOrEqual(limits.maxSegments);
-        for (const s of table.segments()) {
+        const list = table.segments();
+        list.forEach((s, j) => {
+          // the virt boundary: no gap inside a part (bvec_gap_to_prev)
+          if (limits.virtBoundaryMask !== 0) {
+            const vb = limits.virtBoundaryMask + 1;
+            if (j > 0) expect(s.phys % vb).toBe(0);
+            if (j < list.length - 1) expect((s.phys + s.length) % vb).toBe(0);
+          }
+        });
+        for (const s of list) {
           expect(s.length).toBeLessThanOrEqual(limits.maxSegmentSize);
           const mask = limits.segBoundaryMask + 1;
           expect(Math.floor(s.phys / mask)).toBe(Math.floor((s.phys + s.length - 1) / mask));
