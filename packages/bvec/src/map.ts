@@ -111,10 +111,10 @@ export function requestGapBit(bios: Bio | readonly Bio[], limits?: QueueLimitsOp
     const nx = views[k]!;
     gap = minNotZero(gap, bioGapBit(list[k - 1]!));
     gap = minNotZero(gap, bioGapBit(list[k]!));
-    const pPhys = p.phys(p.count - 1);
-    const pLen = p.length(p.count - 1);
-    const nPhys = nx.phys(0);
-    if (!biovecPhysMergeable(lim, pPhys, pLen, nPhys, nx.length(0))) gap = minNotZero(gap, ffs(bvecSegGap(pPhys % PAGE_SIZE, pLen, nPhys % PAGE_SIZE)));
+    // bio_get_last_bvec / bio_get_first_bvec: the offsets bio_for_each_bvec shows
+    const last = p.count - 1;
+    const pLen = p.length(last);
+    if (!biovecPhysMergeable(lim, p.phys(last), pLen, nx.phys(0), nx.length(0))) gap = minNotZero(gap, ffs(bvecSegGap(p.offset(last), pLen, nx.offset(0))));
   }
   return gap;
 }
