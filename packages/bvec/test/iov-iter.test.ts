@@ -4,10 +4,10 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { leakReport, PAGE_SIZE, type PhysicalMemory } from '@iodesc/core';
+import { folioPinCount, leakReport, PAGE_SIZE, unpinUserPage, type PhysicalMemory } from '@iodesc/core';
 import {
-  Bio, bioAddPage, bioPut, bioSplitToLimits, BvecArray, bvecIterAdvance, bvecSet, bvLen, bvOffset, bvPage, bvPhys, copyFromIter, copyToIter, iovIterBvec,
-  iovIterExtractPages, type IovIter,
+  Bio, bioAddPage, bioPut, bioSplitToLimits, BvecArray, bvecIterAdvance, bvecSet, bvLen, bvOffset, bvPage, bvPhys, copyFromIter, copyToIter, extractIterToSg,
+  iovIterBvec, iovIterExtractPages, iovIterUbuf, SgEntryTable, type IovIter,
 } from '../src/index.js';
 import { expectCode, firstDiff, machine, P, pattern } from './helpers.js';
 
@@ -119,6 +119,95 @@ describe('lib/tests/kunit_iov_iter.c, the bvec cases', () => {
       }
     } while (iter.count > 0);
     expect([size, iter.count]).toEqual([0, 0]);
+  });
+});
+
+// kunit_iov_iter.c iov_kunit_iter_to_sg_check: extract_iter_to_sg in four calls (sg_max 0, then 1,
+// then the rest of the head, then a 16-page tail), then the bytes read back through the table
+function iterToSgCheck(memory: PhysicalMemory, iter: IovIter): SgEntryTable {
+  const tail = 16 * P;
+  const sgt = new SgEntryTable(NPAGES);
+  let i = extractIterToSg(iter, BUFSIZE, sgt, 0);
+  expect([i, sgt.nents]).toEqual([0, 0]);
+  i = extractIterToSg(iter, BUFSIZE - tail, sgt, 1);
+  expect(i).toBeLessThanOrEqual(BUFSIZE - tail);
+  expect(sgt.nents).toBe(1);
+  i += extractIterToSg(iter, BUFSIZE - tail - i, sgt, NPAGES - sgt.nents);
+  expect(i).toBe(BUFSIZE - tail);
+  i += extractIterToSg(iter, tail, sgt, NPAGES - sgt.nents);
+  expect(i).toBe(BUFSIZE);
+  expect(sgt.nents).toBeLessThanOrEqual(NPAGES);
+  // sg_copy_to_buffer
+  const scratch = new Uint8Array(BUFSIZE);
+  let at = 0;
+  for (const e of sgt.entries()) {
+    scratch.set(memory.readPhys(e.pfn * P + e.offset, e.length), at);
+    at += e.length;
+  }
+  expect(at).toBe(BUFSIZE);
+  expect(firstDiff(scratch, Uint8Array.from({ length: BUFSIZE }, (_, k) => pattern(k)))).toBe(-1);
+  return sgt;
+}
+
+describe('lib/tests/kunit_iov_iter.c, extract_iter_to_sg', () => {
+  it('iov_kunit_iter_to_sg_bvec', () => {
+    const { memory } = machine();
+    const pages = createBuffer(memory);
+    pages.forEach((pfn, k) => memory.writePhys(pfn * P, Uint8Array.from({ length: P }, (_, j) => pattern(k * P + j))));
+    // one vector per physically contiguous run of pages
+    const arr = new BvecArray(NPAGES);
+    let k = 0;
+    let canMerge = -1;
+    for (const pfn of pages) {
+      if (pfn === canMerge) bvecSet(arr, k - 1, bvPage(arr, k - 1), bvLen(arr, k - 1) + P, 0);
+      else bvecSet(arr, k++, pfn, P, 0);
+      canMerge = pfn + 1;
+    }
+    arr.count = k;
+    const sgt = iterToSgCheck(memory, iovIterBvec(arr, BUFSIZE, { dir: 'dest', memory }));
+    // one entry per vector, except where a call's size cut one (no pin taken)
+    expect(sgt.nents).toBeLessThanOrEqual(k + 3);
+    expect(leakReport(memory)).toEqual([]);
+  });
+
+  it('iov_kunit_iter_to_sg_ubuf: one pinned page per entry, the caller unpins', () => {
+    const { memory, mm } = machine();
+    const addr = mm.mmap(BUFSIZE, { prot: 'rw' });
+    mm.write(addr, Uint8Array.from({ length: BUFSIZE }, (_, j) => pattern(j)));
+    const sgt = iterToSgCheck(memory, iovIterUbuf(mm, addr, BUFSIZE, 'dest'));
+    expect(sgt.nents).toBe(NPAGES);
+    expect(folioPinCount(memory, sgt.pfn[0]!)).toBe(1);
+    for (let i = 0; i < sgt.nents; i++) unpinUserPage(memory, sgt.pfn[i]!);
+    expect(leakReport(memory)).toEqual([]);
+  });
+
+  it('cuts a vector at maxSize, starts mid-vector, and takes no more than sgMax entries', () => {
+    const arr = new BvecArray(3);
+    bvecSet(arr, 0, 10, 3 * P, 100);
+    bvecSet(arr, 1, 20, P, 0);
+    bvecSet(arr, 2, 30, P, 0);
+    arr.count = 3;
+    const iter = iovIterBvec(arr, 5 * P);
+    const sgt = new SgEntryTable(4);
+    expect(extractIterToSg(iter, P, sgt, 4)).toBe(P);
+    expect(extractIterToSg(iter, 10 * P, sgt, 2)).toBe(3 * P);
+    expect(sgt.entries()).toEqual([{ pfn: 10, offset: 100, length: P }, { pfn: 10, offset: P + 100, length: 2 * P }, { pfn: 20, offset: 0, length: P }]);
+    expect(iter.count).toBe(P);
+    expectCode(() => extractIterToSg(iter, P, sgt, 2), 'EINVAL');
+  });
+
+  it('unpins every entry past origNents when a user batch fails', () => {
+    const { memory, mm } = machine();
+    const addr = mm.mmap(4 * P, { prot: 'rw', populate: true });
+    const sgt = new SgEntryTable(8);
+    // the iterator runs past the mapping: the second batch faults
+    const iter = iovIterUbuf(mm, addr, 8 * P, 'source');
+    expect(extractIterToSg(iter, 2 * P, sgt, 8)).toBe(2 * P);
+    expect(extractIterToSg(iter, 2 * P, sgt, 6)).toBe(2 * P);
+    expect(sgt.nents).toBe(4);
+    expectCode(() => extractIterToSg(iter, 4 * P, sgt, 4), 'EFAULT');
+    expect(sgt.nents).toBe(0);
+    expect(leakReport(memory)).toEqual([]);
   });
 });
 
