@@ -16,6 +16,7 @@ export {
 export {
   IovIter, iovIterBvec, iovIterUbuf, iovIterAdvance, iovIterRevert, copyToIter, copyFromIter, iovIterExtractPages, MAX_RW_COUNT,
 } from './iov-iter.js';
+export { extractIterToSg, SgEntryTable } from './extract-sg.js';
 export { bioIovIterGetPages, bioRelease } from './gup.js';
 export { bioSplitToLimits, bioGapBit } from './split.js';
 export {

@@ -7,7 +7,7 @@ import {
   AddressSpace, checkInt, checkOptions, checkPageArray, fail, FOLL_LONGTERM, FOLL_WRITE, PAGE_SIZE, PhysicalMemory, pinUserPagesFast,
 } from '@iodesc/core';
 import { Bio } from './bio.js';
-import { BvecArray, bvLen, bvOffset, bvPage, type BvecVector } from './bvec.js';
+import { BVEC_STRIDE, BvecArray, bvLen, bvOffset, bvPage, type BvecVector } from './bvec.js';
 
 /** `MAX_RW_COUNT`: INT_MAX rounded down to a page, the most one extraction takes. */
 export const MAX_RW_COUNT = 0x7ffff000;
@@ -19,7 +19,7 @@ export type IterDirection = 'dest' | 'source';
 export interface IovIterBvecOptions {
   /** Which way data may flow; absent, both (a model convenience: the kernel fixes one). */
   dir?: IterDirection;
-  /** Vectors in the array (default: the bio's `biVcnt`, the array's `count`). */
+  /** Vectors to walk (default: those the bio's iterator covers, or the array's `count`). */
   nrSegs?: number;
   /** Memory the pages live in (default: the bio's). */
   memory?: PhysicalMemory;
@@ -54,21 +54,41 @@ export class IovIter implements BvecVector {
 const EMPTY = new Uint32Array(0);
 
 /**
- * `iov_iter_bvec`: an iterator over `count` bytes of the vectors of `v` (a Bio's `bi_io_vec`
- * from its first vector, or a BvecArray). EINVAL when `count` passes what the vectors hold.
- * Allocates the iterator only.
+ * `iov_iter_bvec`: an iterator over `count` bytes of the vectors of `v`. For a BvecArray, from
+ * its first vector. For a Bio, from where the bio's iterator stands, as a driver builds one from
+ * a bio (drivers/block/loop.c: the vector at `bi_idx`, `iov_offset = bi_bvec_done`, the vectors
+ * `bi_size` covers), so a split part or an advanced bio yields its own bytes; `count` is then at
+ * most `biSize`. EINVAL when `count` passes what the vectors hold. Allocates the iterator only.
  */
 export function iovIterBvec(v: Bio | BvecArray, count: number, opts?: IovIterBvecOptions): IovIter {
   if (!(v instanceof Bio) && !(v instanceof BvecArray)) fail('EINVAL', 'iovIterBvec takes a Bio or a BvecArray');
   const o = checkOptions('iovIterBvec options', opts);
-  const have = v instanceof Bio ? v.biVcnt : v.count;
-  const nrSegs = o.nrSegs === undefined ? have : checkInt('nrSegs', o.nrSegs, 0, have);
   if (o.dir !== undefined && o.dir !== 'dest' && o.dir !== 'source') fail('EINVAL', `dir must be 'dest' or 'source', got ${String(o.dir)}`);
   if (o.memory !== undefined && !(o.memory instanceof PhysicalMemory)) fail('EINVAL', 'memory must be a PhysicalMemory');
+  const memory = o.memory ?? (v instanceof Bio ? v.memory : null);
+  if (v instanceof Bio) {
+    if (!v.live) fail('EINVAL', 'the bio was put (bioPut) and holds no vectors');
+    // the vectors the bio's iterator covers, from bi_idx, the first less bi_bvec_done
+    const { biIdx, biBvecDone, biSize } = v.biIter;
+    const room = (v.vecs.length - v.base) / BVEC_STRIDE - biIdx;
+    let have = 0;
+    for (let size = biSize, d = biBvecDone; size > 0; have++, d = 0) {
+      if (have >= room) fail('EINVAL', `the bio's iterator (biIdx ${biIdx}, biSize ${biSize}) runs past its vectors`);
+      size -= Math.min(bvLen(v, biIdx + have) - d, size);
+    }
+    const nrSegs = o.nrSegs === undefined ? have : checkInt('nrSegs', o.nrSegs, 0, have);
+    let total = 0;
+    for (let i = 0; i < nrSegs; i++) total += bvLen(v, biIdx + i);
+    checkInt('count', count, 0, Math.min(Math.max(total - biBvecDone, 0), biSize));
+    const it = new IovIter('bvec', o.dir ?? null, v.vecs, v.base + biIdx * BVEC_STRIDE, memory, null, count);
+    it.nrSegs = nrSegs;
+    it.iovOffset = nrSegs === 0 ? 0 : biBvecDone;
+    return it;
+  }
+  const nrSegs = o.nrSegs === undefined ? v.count : checkInt('nrSegs', o.nrSegs, 0, v.count);
   let total = 0;
   for (let i = 0; i < nrSegs; i++) total += bvLen(v, i);
   checkInt('count', count, 0, total);
-  const memory = o.memory ?? (v instanceof Bio ? v.memory : null);
   const it = new IovIter('bvec', o.dir ?? null, v.vecs, v.base, memory, null, count);
   it.nrSegs = nrSegs;
   return it;

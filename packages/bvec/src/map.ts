@@ -47,9 +47,14 @@ export class BlkSgTable {
     this.cost = sgTableCost(count);
   }
 
-  /** The segments in order, a fresh `{ phys, length }` each. */
-  *segments(): Generator<{ phys: number; length: number }> {
-    for (let i = 0; i < this.count; i++) yield { phys: this.phys[i]!, length: this.lens[i]! };
+  /**
+   * The segments in order, a fresh `{ phys, length }` each, as an array (iterable, indexable,
+   * `length`); a convenience for checks: hot paths read `phys` and `lens`.
+   */
+  segments(): Array<{ phys: number; length: number }> {
+    const out: Array<{ phys: number; length: number }> = [];
+    for (let i = 0; i < this.count; i++) out.push({ phys: this.phys[i]!, length: this.lens[i]! });
+    return out;
   }
 }
 
@@ -106,10 +111,10 @@ export function requestGapBit(bios: Bio | readonly Bio[], limits?: QueueLimitsOp
     const nx = views[k]!;
     gap = minNotZero(gap, bioGapBit(list[k - 1]!));
     gap = minNotZero(gap, bioGapBit(list[k]!));
-    const pPhys = p.phys(p.count - 1);
-    const pLen = p.length(p.count - 1);
-    const nPhys = nx.phys(0);
-    if (!biovecPhysMergeable(lim, pPhys, pLen, nPhys, nx.length(0))) gap = minNotZero(gap, ffs(bvecSegGap(pPhys % PAGE_SIZE, pLen, nPhys % PAGE_SIZE)));
+    // bio_get_last_bvec / bio_get_first_bvec: the offsets bio_for_each_bvec shows
+    const last = p.count - 1;
+    const pLen = p.length(last);
+    if (!biovecPhysMergeable(lim, p.phys(last), pLen, nx.phys(0), nx.length(0))) gap = minNotZero(gap, ffs(bvecSegGap(p.offset(last), pLen, nx.offset(0))));
   }
   return gap;
 }

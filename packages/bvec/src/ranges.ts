@@ -3,7 +3,7 @@
 
 import type { PhysRanges } from '@iodesc/core';
 import type { BvecIter } from './bio.js';
-import { bvLen, bvPhys, type BvecVector } from './bvec.js';
+import { bvLen, bvOffset, bvPhys, type BvecVector } from './bvec.js';
 
 /** The multi-page vectors `iter` covers in `v`, as (physical address, length) pairs. O(1) per read. */
 export class BvecRanges implements PhysRanges {
@@ -51,6 +51,11 @@ export class BvecRanges implements PhysRanges {
 
   phys(i: number): number {
     return bvPhys(this.v!, this.idx + i) + (i === 0 ? this.done : 0);
+  }
+
+  /** `bv_offset` as `bio_for_each_bvec` shows it: the first vector's plus `bi_bvec_done` (may pass PAGE_SIZE). */
+  offset(i: number): number {
+    return bvOffset(this.v!, this.idx + i) + (i === 0 ? this.done : 0);
   }
 
   length(i: number): number {

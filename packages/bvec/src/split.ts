@@ -2,7 +2,7 @@
 // bio_split_rw_at, get_max_io_size; block/bio.c: bio_split), through core's split loop.
 
 import {
-  bioSplitRwAt, blkValidateLimits, bvecSegGap, fail, ffs, getMaxIoSize, PAGE_SIZE, SECTOR_SIZE,
+  bioSplitRwAt, blkValidateLimits, bvecSegGap, fail, ffs, getMaxIoSize, SECTOR_SIZE,
   type QueueLimits, type QueueLimitsOptions, type SplitDecision,
 } from '@iodesc/core';
 import { Bio, checkBio, type BvecIter } from './bio.js';
@@ -103,6 +103,6 @@ export function bioGapBit(bio: Bio): number {
   if (bio.gapBitSet) return bio.biBvecGapBit;
   const r = view.reset(bio, bio.biIter);
   let gaps = 0;
-  for (let i = 1; i < r.count; i++) gaps = (gaps | bvecSegGap(r.phys(i - 1) % PAGE_SIZE, r.length(i - 1), r.phys(i) % PAGE_SIZE)) >>> 0;
+  for (let i = 1; i < r.count; i++) gaps = (gaps | bvecSegGap(r.offset(i - 1), r.length(i - 1), r.offset(i))) >>> 0;
   return ffs(gaps);
 }

@@ -4,8 +4,11 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { leakReport, PAGE_SIZE, type PhysicalMemory } from '@iodesc/core';
-import { BvecArray, bvecSet, bvLen, bvOffset, bvPage, bvPhys, copyFromIter, copyToIter, iovIterBvec, iovIterExtractPages, type IovIter } from '../src/index.js';
+import { folioPinCount, leakReport, PAGE_SIZE, unpinUserPage, type PhysicalMemory } from '@iodesc/core';
+import {
+  Bio, bioAddPage, bioPut, bioSplitToLimits, BvecArray, bvecIterAdvance, bvecSet, bvLen, bvOffset, bvPage, bvPhys, copyFromIter, copyToIter, extractIterToSg,
+  iovIterBvec, iovIterExtractPages, iovIterUbuf, SgEntryTable, type IovIter,
+} from '../src/index.js';
 import { expectCode, firstDiff, machine, P, pattern } from './helpers.js';
 
 // kunit_iov_iter.c: bvec_test_ranges, { page, from, to } (a zero-length first range included)
@@ -119,6 +122,95 @@ describe('lib/tests/kunit_iov_iter.c, the bvec cases', () => {
   });
 });
 
+// kunit_iov_iter.c iov_kunit_iter_to_sg_check: extract_iter_to_sg in four calls (sg_max 0, then 1,
+// then the rest of the head, then a 16-page tail), then the bytes read back through the table
+function iterToSgCheck(memory: PhysicalMemory, iter: IovIter): SgEntryTable {
+  const tail = 16 * P;
+  const sgt = new SgEntryTable(NPAGES);
+  let i = extractIterToSg(iter, BUFSIZE, sgt, 0);
+  expect([i, sgt.nents]).toEqual([0, 0]);
+  i = extractIterToSg(iter, BUFSIZE - tail, sgt, 1);
+  expect(i).toBeLessThanOrEqual(BUFSIZE - tail);
+  expect(sgt.nents).toBe(1);
+  i += extractIterToSg(iter, BUFSIZE - tail - i, sgt, NPAGES - sgt.nents);
+  expect(i).toBe(BUFSIZE - tail);
+  i += extractIterToSg(iter, tail, sgt, NPAGES - sgt.nents);
+  expect(i).toBe(BUFSIZE);
+  expect(sgt.nents).toBeLessThanOrEqual(NPAGES);
+  // sg_copy_to_buffer
+  const scratch = new Uint8Array(BUFSIZE);
+  let at = 0;
+  for (const e of sgt.entries()) {
+    scratch.set(memory.readPhys(e.pfn * P + e.offset, e.length), at);
+    at += e.length;
+  }
+  expect(at).toBe(BUFSIZE);
+  expect(firstDiff(scratch, Uint8Array.from({ length: BUFSIZE }, (_, k) => pattern(k)))).toBe(-1);
+  return sgt;
+}
+
+describe('lib/tests/kunit_iov_iter.c, extract_iter_to_sg', () => {
+  it('iov_kunit_iter_to_sg_bvec', () => {
+    const { memory } = machine();
+    const pages = createBuffer(memory);
+    pages.forEach((pfn, k) => memory.writePhys(pfn * P, Uint8Array.from({ length: P }, (_, j) => pattern(k * P + j))));
+    // one vector per physically contiguous run of pages
+    const arr = new BvecArray(NPAGES);
+    let k = 0;
+    let canMerge = -1;
+    for (const pfn of pages) {
+      if (pfn === canMerge) bvecSet(arr, k - 1, bvPage(arr, k - 1), bvLen(arr, k - 1) + P, 0);
+      else bvecSet(arr, k++, pfn, P, 0);
+      canMerge = pfn + 1;
+    }
+    arr.count = k;
+    const sgt = iterToSgCheck(memory, iovIterBvec(arr, BUFSIZE, { dir: 'dest', memory }));
+    // one entry per vector, except where a call's size cut one (no pin taken)
+    expect(sgt.nents).toBeLessThanOrEqual(k + 3);
+    expect(leakReport(memory)).toEqual([]);
+  });
+
+  it('iov_kunit_iter_to_sg_ubuf: one pinned page per entry, the caller unpins', () => {
+    const { memory, mm } = machine();
+    const addr = mm.mmap(BUFSIZE, { prot: 'rw' });
+    mm.write(addr, Uint8Array.from({ length: BUFSIZE }, (_, j) => pattern(j)));
+    const sgt = iterToSgCheck(memory, iovIterUbuf(mm, addr, BUFSIZE, 'dest'));
+    expect(sgt.nents).toBe(NPAGES);
+    expect(folioPinCount(memory, sgt.pfn[0]!)).toBe(1);
+    for (let i = 0; i < sgt.nents; i++) unpinUserPage(memory, sgt.pfn[i]!);
+    expect(leakReport(memory)).toEqual([]);
+  });
+
+  it('cuts a vector at maxSize, starts mid-vector, and takes no more than sgMax entries', () => {
+    const arr = new BvecArray(3);
+    bvecSet(arr, 0, 10, 3 * P, 100);
+    bvecSet(arr, 1, 20, P, 0);
+    bvecSet(arr, 2, 30, P, 0);
+    arr.count = 3;
+    const iter = iovIterBvec(arr, 5 * P);
+    const sgt = new SgEntryTable(4);
+    expect(extractIterToSg(iter, P, sgt, 4)).toBe(P);
+    expect(extractIterToSg(iter, 10 * P, sgt, 2)).toBe(3 * P);
+    expect(sgt.entries()).toEqual([{ pfn: 10, offset: 100, length: P }, { pfn: 10, offset: P + 100, length: 2 * P }, { pfn: 20, offset: 0, length: P }]);
+    expect(iter.count).toBe(P);
+    expectCode(() => extractIterToSg(iter, P, sgt, 2), 'EINVAL');
+  });
+
+  it('unpins every entry past origNents when a user batch fails', () => {
+    const { memory, mm } = machine();
+    const addr = mm.mmap(4 * P, { prot: 'rw', populate: true });
+    const sgt = new SgEntryTable(8);
+    // the iterator runs past the mapping: the second batch faults
+    const iter = iovIterUbuf(mm, addr, 8 * P, 'source');
+    expect(extractIterToSg(iter, 2 * P, sgt, 8)).toBe(2 * P);
+    expect(extractIterToSg(iter, 2 * P, sgt, 6)).toBe(2 * P);
+    expect(sgt.nents).toBe(4);
+    expectCode(() => extractIterToSg(iter, 4 * P, sgt, 4), 'EFAULT');
+    expect(sgt.nents).toBe(0);
+    expect(leakReport(memory)).toEqual([]);
+  });
+});
+
 describe('iovIterExtractPages over bvecs', () => {
   it('gathers pages 10-11 then 20 in one run of 12288 bytes', () => {
     const arr = new BvecArray(2);
@@ -176,6 +268,71 @@ describe('iovIterExtractPages over bvecs', () => {
     const iter = iovIterBvec(arr, P);
     expectCode(() => iovIterExtractPages(iter, [] as never, 10, 1), 'EINVAL');
     expectCode(() => iovIterExtractPages(iter, new Uint32Array(1), -1, 1), 'EINVAL');
+  });
+});
+
+// The same examples through a Bio, as the issue's outside checks call them: iovIterBvec(bio, count)
+describe('iovIterBvec over a Bio', () => {
+  const bioOf = (pieces: Array<[number, number, number]>): Bio => {
+    const bio = new Bio({ maxVecs: 4 });
+    for (const [pfn, len, off] of pieces) expect(bioAddPage(bio, pfn, len, off)).toBe(len);
+    return bio;
+  };
+
+  it('gathers pages 10-11 then 20 in one run of 12288 bytes', () => {
+    const bio = bioOf([[10, P, 0], [11, P, 0], [20, P, 0]]);
+    const iter = iovIterBvec(bio, 3 * P);
+    const pages = new Uint32Array(8);
+    expect(iovIterExtractPages(iter, pages, 3 * P, 8)).toEqual({ bytes: 12288, offset: 0, nPages: 3 });
+    expect([...pages.subarray(0, 3)]).toEqual([10, 11, 20]);
+    bioPut(bio);
+  });
+
+  it('takes a 200-byte run at offset 4000 in two calls', () => {
+    const bio = bioOf([[30, 200, 4000]]);
+    const iter = iovIterBvec(bio, 200);
+    const pages = new Uint32Array(4);
+    expect(iovIterExtractPages(iter, pages, 1 << 20, 4)).toEqual({ bytes: 96, offset: 4000, nPages: 1 });
+    expect(pages[0]).toBe(30);
+    expect(iovIterExtractPages(iter, pages, 1 << 20, 4)).toEqual({ bytes: 104, offset: 0, nPages: 1 });
+    expect(pages[0]).toBe(31);
+    bioPut(bio);
+  });
+
+  it('starts where the bio\'s iterator stands: a split part, the remainder, an advanced bio', () => {
+    const bio = bioOf([[16, 8 * P, 0]]);
+    const parts = bioSplitToLimits(bio, { maxSectors: 16 });
+    const firstPages = parts.map((p) => {
+      const iter = iovIterBvec(p, p.biIter.biSize);
+      const pages = new Uint32Array(4);
+      const r = iovIterExtractPages(iter, pages, 1 << 20, 4);
+      expect([r.bytes, r.offset, r.nPages, iter.count]).toEqual([2 * P, 0, 2, 0]);
+      return pages[0];
+    });
+    expect(firstPages).toEqual([16, 18, 20, 22]);
+    expectCode(() => iovIterBvec(parts[0]!, 2 * P + 1), 'EINVAL');
+    bioPut(bio);
+    const two = bioOf([[10, P, 0], [20, 2 * P, 0]]);
+    bvecIterAdvance(two, two.biIter, P + 100);
+    const iter = iovIterBvec(two, two.biIter.biSize);
+    const pages = new Uint32Array(4);
+    expect(iovIterExtractPages(iter, pages, 1 << 20, 4)).toEqual({ bytes: 2 * P - 100, offset: 100, nPages: 2 });
+    expect([...pages.subarray(0, 2)]).toEqual([20, 21]);
+    bioPut(two);
+  });
+
+  it('copies the bytes of a split part only', () => {
+    const { memory } = machine();
+    const head = memory.allocFolio(2);
+    const bio = new Bio({ maxVecs: 1, memory });
+    bioAddPage(bio, head, 4 * P, 0);
+    const [first, rest] = bioSplitToLimits(bio, { maxSectors: 8 }) as [Bio, Bio, ...Bio[]];
+    const data = new Uint8Array(P).fill(7);
+    expect(copyToIter(iovIterBvec(rest, P), data)).toBe(P);
+    expect(copyToIter(iovIterBvec(first, P), new Uint8Array(P).fill(1))).toBe(P);
+    expect(memory.readPhys((head + 1) * P, P)).toEqual(data);
+    expect(memory.readPhys(head * P, 1)[0]).toBe(1);
+    bioPut(bio);
   });
 });
 

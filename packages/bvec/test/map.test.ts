@@ -34,6 +34,9 @@ describe('blkRqMapSg', () => {
     const table = blkRqMapSg(list, limits);
     expect(segs(table)).toEqual(want);
     expect(table.count).toBe(want.length);
+    // the outside checks' shape: an array of fresh { phys, length }
+    expect(table.segments()).toEqual(want.map(([phys, length]) => ({ phys, length })));
+    expect(table.segments()[0]).not.toBe(table.segments()[0]);
     list.forEach(bioPut);
   });
 

@@ -56,6 +56,17 @@ describe('bioSplitToLimits', () => {
     bioPut(bio);
   });
 
+  // blk-merge.c bio_split_io_at: bv_offset of mp_bvec_iter_bvec is bv_offset + bi_bvec_done
+  it('checks a remainder\'s first vector at the offset bio_for_each_bvec shows, past PAGE_SIZE', () => {
+    const bio = bioOf([[16, 16 * P, 0], [100, P, 0]], 112);
+    // chunk_sectors 128 ends the first part 16 sectors in; the remainder enters the vector 8 KiB in,
+    // so it ends at bv_offset 65536, on the 64 KiB virt boundary: no gap before the next page
+    const parts = bioSplitToLimits(bio, { virtBoundaryMask: 0xffff, chunkSectors: 128 });
+    expect(parts.map((p) => [p.biIter.biSector, p.biIter.biSize])).toEqual([[112, 2 * P], [128, 15 * P]]);
+    expect(bio.biBvecGapBit).toBe(17);
+    bioPut(bio);
+  });
+
   // blk.h:370-385 bio_may_need_split
   it('submits a bio of one vector within max_fast_segment_size unscanned (bio_may_need_split)', () => {
     const bio = new Bio({ maxVecs: 1 });
@@ -128,7 +139,16 @@ describe('segments for a device (property)', () => {
         if (k < parts.length - 1) expect(part.biIter.biSize % limits.logicalBlockSize).toBe(0);
         const table = blkRqMapSg(part, limits);
         expect(table.count).toBeLessThanOrEqual(limits.maxSegments);
-        for (const s of table.segments()) {
+        const list = table.segments();
+        list.forEach((s, j) => {
+          // the virt boundary: no gap inside a part (bvec_gap_to_prev)
+          if (limits.virtBoundaryMask !== 0) {
+            const vb = limits.virtBoundaryMask + 1;
+            if (j > 0) expect(s.phys % vb).toBe(0);
+            if (j < list.length - 1) expect((s.phys + s.length) % vb).toBe(0);
+          }
+        });
+        for (const s of list) {
           expect(s.length).toBeLessThanOrEqual(limits.maxSegmentSize);
           const mask = limits.segBoundaryMask + 1;
           expect(Math.floor(s.phys / mask)).toBe(Math.floor((s.phys + s.length - 1) / mask));

@@ -29,6 +29,19 @@ describe('bioSplitIoAt', () => {
     expect({ sectors: d.sectors, segs: d.segs, error: d.error ?? undefined }).toEqual({ error: undefined, ...want });
   });
 
+  // blk-merge.c bio_split_io_at reads bv.bv_offset of mp_bvec_iter_bvec: bv_offset + bi_bvec_done
+  it('reads the offset bio_for_each_bvec shows (past PAGE_SIZE inside a vector) when the ranges give one', () => {
+    const lim = blkValidateLimits({ virtBoundaryMask: 0xffff });
+    // a 64 KiB vector at pfn 16 entered 8 KiB in, then a page elsewhere
+    const list: Array<[number, number, number]> = [[16 * P + 8192, 57344, 8192], [100 * P, P, 0]];
+    const withOffset: PhysRanges = { ...ranges(list.map(([a, l]) => [a, l])), offset: (i) => list[i]![2] };
+    const d = bioSplitRwAt(lim, withOffset, 2 ** 20);
+    expect([d.sectors, d.segs, d.gapBit]).toEqual([0, 2, 17]);
+    // from phys % PAGE_SIZE alone the first vector would end off the 64 KiB boundary
+    expect(bioSplitRwAt(lim, ranges(list.map(([a, l]) => [a, l])), 2 ** 20).sectors).toBe(112);
+    expectCode(() => bioSplitRwAt(lim, { ...withOffset, offset: 3 } as never, 2 ** 20), 'EINVAL');
+  });
+
   it('holds vector lengths to the length mask it is given (bio_split_io_at)', () => {
     const lim = blkValidateLimits();
     expect(bioSplitIoAt(lim, ranges([[10 * P, 100]]), 2 ** 20, 0).error).toBe(null);

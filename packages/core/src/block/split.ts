@@ -16,6 +16,14 @@ export interface PhysRanges {
   readonly count: number;
   phys(i: number): number;
   length(i: number): number;
+  /**
+   * Entry `i`'s `bv_offset` as `bio_for_each_bvec` shows it, the offset from the vector's own
+   * first page: for an iterator standing inside a vector, `bv_offset + bi_bvec_done`, which may
+   * pass PAGE_SIZE. The offset and gap rules (`bvec_gap_to_prev`, `bvec_seg_gap`, the
+   * virt-boundary check in `bvec_split_segs`, `max_fast_segment_size`) read this. Absent:
+   * `phys(i) % PAGE_SIZE`.
+   */
+  offset?(i: number): number;
 }
 
 /** What `bioSplitIoAt` decided. */
@@ -37,22 +45,24 @@ export interface SplitDecision {
 /** Checks `ranges` looks like a `PhysRanges`; EINVAL otherwise. */
 export function checkRanges(ranges: unknown): asserts ranges is PhysRanges {
   const r = ranges as PhysRanges;
-  if (typeof r !== 'object' || r === null || !Number.isInteger(r.count) || r.count < 0 || typeof r.phys !== 'function' || typeof r.length !== 'function') {
-    fail('EINVAL', 'ranges must be a PhysRanges ({ count, phys(i), length(i) })');
+  if (
+    typeof r !== 'object' || r === null || !Number.isInteger(r.count) || r.count < 0 || typeof r.phys !== 'function' || typeof r.length !== 'function'
+    || (r.offset !== undefined && typeof r.offset !== 'function')
+  ) {
+    fail('EINVAL', 'ranges must be a PhysRanges ({ count, phys(i), length(i), offset?(i) })');
   }
 }
 
 /**
- * `bvec_split_segs`: adds the segments of the vector (`paddr`, `len`) that fit under
+ * `bvec_split_segs`: adds the segments of the vector (`paddr`, `len`, at `bv_offset` `off`) that fit under
  * `maxSegs` and `maxBytes` to `r.segs` and `r.bytes` (the kernel's in/out counters), each cut
  * by `get_max_segment_size` and stopping early at a virt boundary; true when the vector must
  * be split (not all of it fits).
  */
-function bvecSplitSegs(lim: QueueLimits, r: SplitDecision, paddr: number, len: number, maxSegs: number, maxBytes: number): boolean {
+function bvecSplitSegs(lim: QueueLimits, r: SplitDecision, paddr: number, off: number, len: number, maxSegs: number, maxBytes: number): boolean {
   const maxLen = maxBytes - r.bytes;
   let left = Math.min(len, maxLen);
   let total = 0;
-  const off = paddr % PAGE_SIZE;
   while (left > 0 && r.segs < maxSegs) {
     const seg = getMaxSegmentSize(lim, paddr + total, left);
     r.segs++;
@@ -106,7 +116,7 @@ export function bioSplitIoAt(lim: QueueLimits, ranges: PhysRanges, maxBytes: num
   for (let i = 0; i < n; i++) {
     const paddr = ranges.phys(i);
     const len = ranges.length(i);
-    const off = paddr % PAGE_SIZE;
+    const off = ranges.offset === undefined ? paddr % PAGE_SIZE : ranges.offset(i);
     if (andMask(off, lim.dmaAlignment) !== 0 || andMask(len, lenAlignMask) !== 0) {
       r.error = 'EINVAL';
       return r;
@@ -121,7 +131,7 @@ export function bioSplitIoAt(lim: QueueLimits, ranges: PhysRanges, maxBytes: num
     if (r.segs < lim.maxSegments && r.bytes + len <= maxBytes && off + len <= lim.maxFastSegmentSize) {
       r.segs++;
       r.bytes += len;
-    } else if (bvecSplitSegs(lim, r, paddr, len, lim.maxSegments, maxBytes)) {
+    } else if (bvecSplitSegs(lim, r, paddr, off, len, lim.maxSegments, maxBytes)) {
       r.reason = r.segs >= lim.maxSegments && r.bytes < maxBytes ? 'max-segments' : 'max-bytes';
       return splitAt(lim, r, gaps);
     }
