@@ -44,7 +44,8 @@ export function checkFragsWellFormed(memory: PhysicalMemory, frags: FragArray, w
 
 /**
  * Checks the cost `toFrags` reported: non-negative integers; a view (`capabilities.fragView`)
- * converts nothing; anything else counts at least one conversion, `SKB_FRAG_SIZE` bytes per
+ * converts nothing; anything else writes fragments of one page each, as `skb_splice_from_iter`
+ * hands storage pages over, and counts at least one conversion, `SKB_FRAG_SIZE` bytes per
  * fragment written, and an allocation per network buffer the fragments need (⌈n / MAX_SKB_FRAGS⌉;
  * core's `fragConversionCost` counts two each, the `sk_buff` and its head).
  */
@@ -55,6 +56,13 @@ export function checkConversionCost(backend: DescriptorBackend, frags: FragArray
   if (backend.capabilities.fragView) {
     if (cost.conversions !== 0 || cost.conversionBytes !== 0) failCheck(`toFrags() converted (${cost.conversions} conversions, ${cost.conversionBytes} bytes), but capabilities.fragView promises a view`);
     return;
+  }
+  // storage pages reach the network through skb_splice_from_iter a page at a time, and
+  // skb_append_pagefrags joins only pieces of one page: a conversion's fragments stay in a page
+  for (let i = 0; i < frags.count; i++) {
+    if (frags.offset(i) + frags.length(i) > PAGE_SIZE) {
+      failCheck(`toFrags() fragment ${i} { pfn ${frags.pfn(i)}, offset ${frags.offset(i)}, length ${frags.length(i)} } spans pages: a conversion hands the network a page at a time (skb_splice_from_iter)`);
+    }
   }
   if (cost.conversions < 1) failCheck(`toFrags() re-described ${frags.count} entries but counted ${cost.conversions} conversions (not a view: the conversion must be counted)`);
   if (cost.conversionBytes < frags.count * SKB_FRAG_SIZE) failCheck(`toFrags() wrote ${frags.count} fragments but counted ${cost.conversionBytes} conversion bytes, fewer than ${SKB_FRAG_SIZE} each`);

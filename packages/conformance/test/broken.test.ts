@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { fail, FragArray, fragsFromSegments, getUserPages, PAGE_SIZE, PhysicalMemory, putPage } from '@iodesc/core';
 import type { DescriptorBackend } from '@iodesc/core';
 import {
-  capabilityTests, checkDirtyCase, checkFragsWellFormed, checkFromPagesCase, checkGetUserCase, checkInjectedFaultCase, checkOutOfMemoryCase, checkOwnerCase, checkRunOffCase,
+  capabilityTests, checkConversionCost, checkDirtyCase, checkFragsWellFormed, checkFromPagesCase, checkGetUserCase, checkInjectedFaultCase, checkOutOfMemoryCase, checkOwnerCase, checkRunOffCase,
   checkThpCase, checkToFragsCase, checkToFragsUserCase, dirtyCase, fromPagesCase, getUserCase, injectCase, ownerCase, thpCase,
 } from '../src/index.js';
 import { ReferenceDescriptor, referenceBackend } from './reference-backend.js';
@@ -97,13 +97,13 @@ const broken: Record<string, Ref> = {
 };
 
 // A correct multi-page variant: the checks must accept entries spanning contiguous pages, and
-// fragments cut where folios end.
+// converted to fragments a page at a time.
 const merging: Ref = {
   ...ref,
   capabilities: { ...ref.capabilities, multiPage: true },
   fromPages: (m, p, o, l, opts) => mergeContiguous(ref.fromPages(m, p, o, l, opts), opts?.maxSegmentSize),
   getUser: (...a) => mergeContiguous(ref.getUser(...a)),
-  toFrags: (d) => fragsFromSegments(d.segments(), { memory: d.memory }),
+  toFrags: (d) => fragsFromSegments(d.segments()),
 };
 
 describe('the checks catch a broken backend', () => {
@@ -159,6 +159,8 @@ const brokenFrags: Record<string, Ref> = {
       return { frags, cost: counted(frags) };
     },
   },
+  // fragments cut only where folios end: what zero-copy send builds, not what a conversion writes
+  foliosNotPages: { ...merging, toFrags: (d) => fragsFromSegments(d.segments(), { memory: d.memory }) },
   noAllocations: { ...ref, toFrags: (d) => ({ frags: fragsOf(d.entries), cost: { ...counted(fragsOf(d.entries)), allocations: 0 } }) },
   takesAReference: {
     ...ref,
@@ -188,6 +190,22 @@ describe('the conversion checks catch a broken toFrags', () => {
       expect(failure).toMatch(message);
     },
   );
+});
+
+describe('checkConversionCost', () => {
+  it('fails a conversion joining the pages of one folio into a fragment (splice hands over a page at a time)', () => {
+    const memory = new PhysicalMemory({ bytes: 16 * 2 ** 20 });
+    const head = memory.allocFolio(2);
+    const b = brokenFrags.foliosNotPages!;
+    const desc = b.fromPages(memory, Uint32Array.of(head, head + 1, head + 2, head + 3), 0, 4 * PAGE_SIZE);
+    const { frags, cost } = b.toFrags(desc);
+    expect(frags.count).toBe(1);
+    expect(() => checkConversionCost(b, frags, cost)).toThrow(/spans pages: a conversion hands the network a page at a time/);
+    const good = merging.toFrags(desc);
+    expect(good.frags.count).toBe(4);
+    expect(() => checkConversionCost(merging, good.frags, good.cost)).not.toThrow();
+    memory.folioPutRefs(head, 1);
+  });
 });
 
 describe('checkFragsWellFormed', () => {

@@ -329,25 +329,3 @@ describe('dmaMapSgtable / dmaMapSg: DMA fields in place', () => {
     expect(leakReport(memory)).toEqual([]);
   });
 });
-
-describe('sglistBackend.toFrags: the hand-off to the network', () => {
-  it('re-describes an entry spanning contiguous pages as a fragment per page, counted as a conversion', async () => {
-    const { sglistBackend } = await import('../src/index.js');
-    const { memory } = machine();
-    // two order-1 folios back to back merge into one entry; skb_splice_from_iter hands the
-    // network a page at a time and skb_append_pagefrags merges only within a page: 4 fragments
-    const a = memory.allocFolio(1);
-    let b = memory.allocFolio(1);
-    while (b !== a + 2) b = memory.allocFolio(1);
-    const desc = sglistBackend.fromPages(memory, Uint32Array.of(a, a + 1, a + 2, a + 3), 100, 4 * P - 200);
-    expect(desc.nrSegments).toBe(1);
-    const { frags, cost } = sglistBackend.toFrags(desc);
-    expect(frags.entries()).toEqual([
-      { pfn: a, netmem: false, offset: 100, length: P - 100 },
-      { pfn: a + 1, netmem: false, offset: 0, length: P },
-      { pfn: a + 2, netmem: false, offset: 0, length: P },
-      { pfn: a + 3, netmem: false, offset: 0, length: P - 100 },
-    ]);
-    expect(cost).toEqual({ conversions: 1, conversionBytes: 64, allocations: 2 });
-  });
-});
