@@ -4,25 +4,16 @@
 
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
-import { Device, IodescError, leakReport, PAGE_SIZE, PhysicalMemory } from '@iodesc/core';
+import { Device, leakReport, PAGE_SIZE, PhysicalMemory } from '@iodesc/core';
 import {
   dmaMapSgtable, SG_MAX_SINGLE_ALLOC, SgAppendTable, sgAllocAppendTableFromPages, sgAllocTable, sgAllocTableFromPages, sgAllocTableFromPagesSegment,
   sgChain, sgEntry, sgFreeAppendTable, sgFreeTable, sgInitTable, sgIsChain, sgIsLast, sgLast, sgMarkEnd, sgNents, sgNentsForLen,
   sglistBackend, sgNext, sgSetPage, sgUnmarkEnd, SgStore, SgTable, UINT_MAX,
 } from '../src/index.js';
+import { codeOf } from './helpers.js';
 
 const P = PAGE_SIZE;
 const pfns = (...a: number[]) => Uint32Array.from(a);
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof IodescError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 // tools/testing/scatterlist/main.c: { alloc_ret, num_pages, pfn, pfn_app, size, max_seg, expected_segments }
 const SGMAX = UINT_MAX;

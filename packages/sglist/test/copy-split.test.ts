@@ -3,25 +3,16 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Device, Iommu, IodescError, PAGE_SIZE, PhysicalMemory } from '@iodesc/core';
+import { Device, Iommu, PAGE_SIZE, PhysicalMemory } from '@iodesc/core';
 import {
   dmaMapSgtable, dmaUnmapSgtable, SG_MITER_FROM_SG, SG_MITER_TO_SG, sgAllocTableFromPages, sgAllocTableFromPagesSegment, sgCopyFromBuffer,
   sgCopyToBuffer, sgEntry, sgFreeTable, sgMiterNext, sgMiterSkip, sgMiterStart, sgMiterStop, sgPcopyFromBuffer, sgPcopyToBuffer,
   sgSplit, type SgTable,
 } from '../src/index.js';
+import { codeOf } from './helpers.js';
 
 const P = PAGE_SIZE;
 const memory = new PhysicalMemory({ bytes: 16 * 2 ** 20, seed: 2 });
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof IodescError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 // Byte-wise equality without vitest's deep diff (slow on long arrays).
 function same(a: Uint8Array, b: Uint8Array): boolean {

@@ -1,22 +1,13 @@
 // ib_umem_get / ib_umem_release / ib_umem_find_best_pgsz (drivers/infiniband/core/umem.c).
 
 import { describe, expect, it } from 'vitest';
-import { AddressSpace, Device, dmaFindBestPgsz, Iommu, IodescError, leakReport, PAGE_SIZE, PhysicalMemory, folioPinCount } from '@iodesc/core';
+import { AddressSpace, Device, dmaFindBestPgsz, Iommu, leakReport, PAGE_SIZE, PhysicalMemory, folioPinCount } from '@iodesc/core';
 import { getUserSg, ibUmemFindBestPgsz, ibUmemGet, ibUmemNumDmaBlocks, ibUmemOffset, ibUmemRelease, putUserSg, sgFreeTable } from '../src/index.js';
+import { codeOf } from './helpers.js';
 
 const P = PAGE_SIZE;
 const M2 = 2 ** 21;
 const BITMAP = P | 16 * P | M2 | 2 ** 30;
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof IodescError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 function machine(opts: { rlimitMemlock?: number; capIpcLock?: boolean } = {}) {
   const memory = new PhysicalMemory({ bytes: 128 * 2 ** 20, seed: 4 });

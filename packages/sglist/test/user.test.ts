@@ -5,28 +5,19 @@
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import {
-  AddressSpace, Device, Iommu, IodescError, leakReport, PAGE_SIZE, PhysicalMemory, folioPinCount,
+  AddressSpace, Device, Iommu, leakReport, PAGE_SIZE, PhysicalMemory, folioPinCount,
 } from '@iodesc/core';
 import {
   dmaMapSg, dmaMapSgtable, dmaUnmapSg, dmaUnmapSgtable, getUserSg, ibUmemGet, ibUmemRelease, putUserSg, sgAllocTableFromPages, sgAllocTableFromPagesSegment, sgEntry, sgFreeTable, sgNext,
   SgStore, UINT_MAX,
 } from '../src/index.js';
+import { codeOf } from './helpers.js';
 
 const P = PAGE_SIZE;
 
 function machine(seed = 1, bytes = 64 * 2 ** 20) {
   const memory = new PhysicalMemory({ bytes, seed });
   return { memory, mm: new AddressSpace(memory) };
-}
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof IodescError) return e.code;
-    throw e;
-  }
-  return undefined;
 }
 
 const pattern = (n: number, salt: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + salt) & 0xff);
