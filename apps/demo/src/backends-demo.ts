@@ -32,7 +32,8 @@ export function runBackendsDemo(out: (line: string) => void, seed = 7, names = l
   out(`Backends: the same ${size / MiB} MiB buffers through each registered backend (${names.join(', ')}),`);
   out(`pinned with getUser, mapped for ${device.name} (IOMMU, 128 KiB max segment), written by the device,`);
   out('released dirty, and handed to the network (toFrags):');
-  out('  backend  buffer        entries  descriptor bytes  allocs  DMA segments  to network: copied  intact');
+  const w = Math.max(7, ...names.map((n) => n.length));
+  out(`  ${'backend'.padEnd(w)}  buffer        entries  descriptor bytes  allocs  DMA segments  to network: copied  intact`);
   for (const name of names) {
     const backend = getBackend(name);
     for (const [label, addr] of buffers) {
@@ -57,7 +58,7 @@ export function runBackendsDemo(out: (line: string) => void, seed = 7, names = l
       for (let i = 0; ok && i < size; i += 509) ok = seen[i] === ((i * 7 + salt) & 0xff);
       if (!ok) bad++;
       out(
-        `  ${name.padEnd(7)}  ${label.padEnd(12)}  ${String(entries).padStart(7)}  ${kib(fp.bytes).padStart(16)}  ` +
+        `  ${name.padEnd(w)}  ${label.padEnd(12)}  ${String(entries).padStart(7)}  ${kib(fp.bytes).padStart(16)}  ` +
           `${String(fp.allocations).padStart(6)}  ${String(segments).padStart(12)}  ${copied.padStart(18)}  ${ok ? 'yes' : 'NO'}`,
       );
     }
