@@ -106,6 +106,15 @@ const merging: Ref = {
   toFrags: (d) => fragsFromSegments(d.segments()),
 };
 
+// A broken backend, the property that must catch it, and what the failure must say.
+type BrokenCase = [string, fc.Arbitrary<any>, (b: DescriptorBackend, c: any) => void, Ref, RegExp];
+
+function expectCaught(_label: string, arb: fc.Arbitrary<any>, check: (b: DescriptorBackend, c: any) => void, backend: Ref, message: RegExp): void {
+  const failure = failureOf(arb, check, backend);
+  expect(failure).toMatch(/^ConformanceError: /);
+  expect(failure).toMatch(message);
+}
+
 describe('the checks catch a broken backend', () => {
   it('passes the reference backend, and a variant merging contiguous pages', () => {
     for (const b of [ref, merging]) {
@@ -130,14 +139,7 @@ describe('the checks catch a broken backend', () => {
     ['getUser keeps its pins when page k faults', injectCase(), checkInjectedFaultCase, broken.neverUnwinds!, /after getUser failed at page \d+: pins/],
     ['getUser keeps its pins when memory runs out', injectCase(), checkOutOfMemoryCase, broken.neverUnwinds!, /ran out of memory at page \d+: pins/],
     ['getUser keeps its pins when it runs off the mapping', injectCase(), checkRunOffCase, broken.neverUnwinds!, /ran \d+ page\(s\) off its mapping: pins/],
-  ] as Array<[string, fc.Arbitrary<any>, (b: DescriptorBackend, c: any) => void, Ref, RegExp]>)(
-    'fails when %s',
-    (_label, arb, check, backend, message) => {
-      const failure = failureOf(arb, check, backend);
-      expect(failure).toMatch(/^ConformanceError: /);
-      expect(failure).toMatch(message);
-    },
-  );
+  ] as BrokenCase[])('fails when %s', expectCaught);
 });
 
 // Fragments as the reference makes them, less the last `drop` entries, or built from other entries.
@@ -182,14 +184,7 @@ describe('the conversion checks catch a broken toFrags', () => {
     ['the backend emits an empty fragment', fromPagesCase(), checkToFragsCase, brokenFrags.emptyFragment!, /fragment \d+ is empty/],
     ['the buffers holding the fragments are not counted', fromPagesCase(), checkToFragsCase, brokenFrags.noAllocations!, /counted 0 allocations/],
     ['toFrags takes a page reference', fromPagesCase(), checkToFragsCase, brokenFrags.takesAReference!, /after toFrags \(a conversion takes no reference\): refcount/],
-  ] as Array<[string, fc.Arbitrary<any>, (b: DescriptorBackend, c: any) => void, Ref, RegExp]>)(
-    'fails when %s',
-    (_label, arb, check, backend, message) => {
-      const failure = failureOf(arb, check, backend);
-      expect(failure).toMatch(/^ConformanceError: /);
-      expect(failure).toMatch(message);
-    },
-  );
+  ] as BrokenCase[])('fails when %s', expectCaught);
 });
 
 describe('checkConversionCost', () => {
